@@ -1,0 +1,97 @@
+"""Small shared helpers: seeding, devices, atomic file writes, input validation."""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) from one integer.
+
+    Parameters
+    ----------
+    seed : int
+        Non-negative seed.
+    """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % (2**32))
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Return ``device`` as a :class:`torch.device`; ``None``/"auto" picks CUDA when available."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    Nothing half-written is ever left at ``path``: if the body raises, the
+    temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def flush_denormal() -> Iterator[None]:
+    """Flush denormal floats to zero inside the block (LSTM backward is ~6x faster on CPU)."""
+    changed = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if changed:
+            torch.set_flush_denormal(False)
+
+
+def as_int_labels(labels, name: str = "labels", num_classes: int | None = None) -> np.ndarray:
+    """Validate class labels and return them as a 1-D int64 NumPy array.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not 1-D, empty, not integer-valued, negative, or >= ``num_classes``.
+    """
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of shape (N,), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: need at least one sample")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer class indices, got non-integer floats")
+    elif arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise ValueError(f"{name} has negative class index {arr.min()}; labels must be in [0, num_classes)")
+    if num_classes is not None and arr.max() >= num_classes:
+        raise ValueError(
+            f"{name} has class index {arr.max()} but num_classes={num_classes}; labels must be in [0, {num_classes})"
+        )
+    return arr

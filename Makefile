@@ -1,0 +1,56 @@
+# Learning from Training Dynamics -- an executable reproduction.
+#
+#   make book        set up, execute every chapter, build the HTML book
+#   make test        set up, run the test suite
+#   make smoke-book  same with MISLABEL_PROFILE=smoke (tiny runs), built into
+#                    _build/smoke/ so its cached outputs never mix with the full book
+#   make benchmark   measure the overhead of recording training dynamics
+#   make clean       remove the built book
+
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PYTEST_ARGS ?=
+JB_ARGS ?= -W -n --keep-going
+
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+.PHONY: setup data test book smoke-book clean benchmark
+
+setup: $(STAMP) data
+
+# The stamp is rebuilt only when the pinned requirements or the package
+# metadata change, so a second `make setup` costs nothing.  torch is installed
+# first and on its own so that resolving the rest never swaps it for another
+# build.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q 'torch==2.13.0'
+	$(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q -e . --no-deps
+	@# A kernel named python3 inside the venv, so papermill / jupyter-book
+	@# execute the notebooks with the venv's interpreter.
+	$(VPY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $@
+
+data:
+	@bash scripts/get_data.sh
+
+test: setup
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+book: setup
+	$(VENV)/bin/jupyter-book build . $(JB_ARGS)
+	@echo "Book: $(abspath _build/html/index.html)"
+
+smoke-book: setup
+	MISLABEL_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke $(JB_ARGS)
+	@echo "Book (smoke profile): $(abspath _build/smoke/_build/html/index.html)"
+
+benchmark: setup
+	$(VPY) benchmarks/capture_overhead.py
+
+clean:
+	rm -rf _build

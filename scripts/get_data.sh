@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Make sure Fashion-MNIST (the four original idx .gz files) is available.
+#
+# Looked for, in order:
+#   /usr/share/datasets/fashion-mnist/   (Debian package dataset-fashion-mnist)
+#   $MISLABEL_DATA/fashion-mnist/        (if MISLABEL_DATA is set)
+#   data/fashion-mnist/                  (repository-local copy)
+# If none has it: install the Debian package with apt-get, and if that is not
+# possible, download the files from the official mirror into data/fashion-mnist/.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FILES=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz
+       t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+URL_BASE="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+LOCAL_DIR="data/fashion-mnist"
+
+find_data() {
+    local dirs=(/usr/share/datasets/fashion-mnist)
+    if [[ -n "${MISLABEL_DATA:-}" ]]; then
+        dirs+=("${MISLABEL_DATA}/fashion-mnist")
+    fi
+    dirs+=("${LOCAL_DIR}")
+    local d f ok
+    for d in "${dirs[@]}"; do
+        ok=1
+        for f in "${FILES[@]}"; do
+            [[ -f "${d}/${f}" ]] || { ok=0; break; }
+        done
+        if (( ok )); then
+            echo "Fashion-MNIST found in ${d}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+try_apt() {
+    command -v apt-get >/dev/null 2>&1 || { echo "apt-get not available."; return 1; }
+    local sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "Not root and no sudo: cannot install the Debian package."
+            return 1
+        fi
+    fi
+    echo "Installing the Debian package dataset-fashion-mnist ..."
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq dataset-fashion-mnist
+}
+
+try_download() {
+    echo "Downloading Fashion-MNIST from ${URL_BASE} into ${LOCAL_DIR}/ ..."
+    mkdir -p "${LOCAL_DIR}"
+    python3 - "${LOCAL_DIR}" "${URL_BASE}" "${FILES[@]}" <<'EOF'
+import os
+import sys
+import urllib.request
+
+dest, base, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+for name in names:
+    target = os.path.join(dest, name)
+    if os.path.exists(target):
+        continue
+    part = target + ".part"
+    print(f"  {base}{name}", flush=True)
+    try:
+        with urllib.request.urlopen(base + name, timeout=60) as resp, open(part, "wb") as out:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+    except Exception as exc:  # network errors, HTTP errors, disk errors
+        if os.path.exists(part):
+            os.remove(part)
+        print(f"  download failed: {exc}", file=sys.stderr)
+        sys.exit(1)
+    os.replace(part, target)
+EOF
+}
+
+if find_data; then
+    exit 0
+fi
+
+echo "Fashion-MNIST not found locally."
+if try_apt && find_data; then
+    exit 0
+fi
+
+echo "Could not install dataset-fashion-mnist with apt; falling back to a download."
+if try_download && find_data; then
+    exit 0
+fi
+
+cat >&2 <<EOF
+
+ERROR: Fashion-MNIST is not available and could not be installed or downloaded.
+Get it by one of:
+  * sudo apt-get install dataset-fashion-mnist      (Debian / Ubuntu)
+  * download the four files
+      ${FILES[*]}
+    from ${URL_BASE}
+    (or https://github.com/zalandoresearch/fashion-mnist, directory data/fashion)
+    into $(pwd)/${LOCAL_DIR}/, or into \$MISLABEL_DATA/fashion-mnist/ with
+    MISLABEL_DATA set.
+Then run 'make setup' again.
+EOF
+exit 1

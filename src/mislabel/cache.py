@@ -1,0 +1,84 @@
+"""On-disk cache for expensive results (captured dynamics, trained detectors).
+
+Each entry lives in ``<cache_dir>/<kind>/<key>/`` where ``key`` is a SHA-256
+of every input that affects the result plus the library version, so a changed
+parameter can never return a stale result. Entries are written to a temporary
+folder and renamed into place, so an interrupted run leaves nothing behind.
+
+The cache folder is ``$MISLABEL_CACHE`` when set, otherwise ``.cache/mislabel``
+under the nearest parent folder holding ``pyproject.toml`` or ``_toc.yml``
+(the repository), otherwise ``~/.cache/mislabel``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def default_dir() -> Path:
+    """The cache folder (see module docstring)."""
+    env = os.environ.get("MISLABEL_CACHE")
+    if env:
+        return Path(env)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() or (folder / "pyproject.toml").is_file():
+            return folder / ".cache" / "mislabel"
+    return Path.home() / ".cache" / "mislabel"
+
+
+def key_of(params: dict) -> str:
+    """Stable hex digest of a JSON-serialisable parameter dict (includes the library version)."""
+    from . import __version__
+    blob = json.dumps({"params": params, "library_version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None, enabled: bool = True) -> Path:
+    """Return the folder holding the result for ``params``, computing it on a miss.
+
+    Parameters
+    ----------
+    kind : str
+        Namespace, e.g. "capture" or "detector".
+    params : dict
+        Every input that affects the result (JSON-serialisable).
+    compute : callable(folder: Path) -> None
+        Writes the result files into ``folder`` (a fresh temporary folder).
+    cache_dir : path, optional
+        Default :func:`default_dir`.
+    enabled : bool
+        False computes into a fresh temporary folder and never reuses anything.
+
+    Returns
+    -------
+    pathlib.Path
+        Folder containing the files ``compute`` wrote, plus ``params.json``.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_dir()
+    if not enabled:
+        tmp = Path(tempfile.mkdtemp(prefix=f"mislabel-{kind}-"))
+        compute(tmp)
+        return tmp
+    final = root / kind / key_of(params)
+    if (final / "params.json").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        compute(tmp)
+        (tmp / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep theirs
+            if not (final / "params.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -1,0 +1,419 @@
+"""Training dynamics: each sample's given-label probability at every epoch.
+
+Two pieces:
+
+* :class:`DynamicsRecorder` — drop it into any training loop and call
+  ``update(logits, labels, sample_ids)`` per batch and ``next_epoch()`` per
+  epoch. It writes into preallocated tensors on the logits' device (no
+  per-sample Python, no host synchronisation unless ``check=True``).
+* :class:`Dynamics` — the result: ``probs`` (N, T) float32 plus labels,
+  optional ground-truth flips, optional AUM margins and full class
+  probabilities, and metadata. ``save``/``load`` use a versioned ``.npz``.
+
+File format (``FORMAT_VERSION = 1``), arrays in one uncompressed ``.npz``:
+
+=================  =============  ==========================================
+key                shape, dtype   meaning
+=================  =============  ==========================================
+``format``         (), str        always ``"mislabel-dynamics"``
+``format_version`` (), int64      1
+``probs``          (N, T) f32     softmax probability of the given label
+``labels``         (N,) int64     the given (possibly noisy) labels
+``is_flipped``     (N,) bool      optional ground truth
+``margins``        (N, T) f32     optional: given-label logit minus largest other logit
+``full``           (N, T, C) f16  optional: all class probabilities
+``meta``           (), str        JSON object (dataset, noise, model, epochs, ...)
+=================  =============  ==========================================
+"""
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._utils import as_int_labels, atomic_path
+
+FORMAT = "mislabel-dynamics"
+FORMAT_VERSION = 1
+
+
+def interpolate_missing(values: np.ndarray) -> np.ndarray:
+    """Fill NaNs in each row by linear interpolation along the epoch axis.
+
+    Each sample (row) is filled from its own observed epochs only; leading and
+    trailing gaps take the nearest observed value. Trailing axes (e.g. classes)
+    are interpolated independently and never mixed.
+
+    Parameters
+    ----------
+    values : ndarray of shape (N, T) or (N, T, C), float
+        NaN marks a missing observation.
+
+    Returns
+    -------
+    ndarray, same shape and dtype
+        Rows with no observation at all stay NaN.
+    """
+    v = np.asarray(values)
+    if v.ndim < 2:
+        raise ValueError(f"expected (N, T[, C]) values, got shape {v.shape}")
+    missing = np.isnan(v)
+    if not missing.any():
+        return v.copy()
+    N, T = v.shape[:2]
+    t = np.arange(T).reshape((1, T) + (1,) * (v.ndim - 2))
+    t = np.broadcast_to(t, v.shape)
+    obs = ~missing
+    # index of the previous / next observed epoch for every cell
+    prev_idx = np.where(obs, t, -1)
+    prev_idx = np.maximum.accumulate(prev_idx, axis=1)
+    next_idx = np.where(obs, t, T)
+    next_idx = np.flip(np.minimum.accumulate(np.flip(next_idx, axis=1), axis=1), axis=1)
+    has_prev, has_next = prev_idx >= 0, next_idx < T
+    p = np.clip(prev_idx, 0, T - 1)
+    n = np.clip(next_idx, 0, T - 1)
+    vp = np.take_along_axis(v, p, axis=1)
+    vn = np.take_along_axis(v, n, axis=1)
+    span = np.where(has_prev & has_next, n - p, 1)
+    w = np.where(has_prev & has_next, (t - p) / np.maximum(span, 1), 0.0)
+    filled = np.where(has_prev & has_next, vp + w * (vn - vp), np.where(has_prev, vp, vn))
+    out = np.where(missing, filled, v).astype(v.dtype, copy=False)
+    return out
+
+
+@dataclass
+class Dynamics:
+    """Training dynamics of one run.
+
+    Attributes
+    ----------
+    probs : ndarray of shape (N, T), float32
+        Probability of the given label for sample i after/at epoch t, in [0, 1].
+    labels : ndarray of shape (N,), int64
+        The labels the model was trained on (possibly noisy).
+    is_flipped : ndarray of shape (N,), bool, optional
+        True where the label was synthetically corrupted (when known).
+    margins : ndarray of shape (N, T), float32, optional
+        Given-label logit minus the largest other logit (for AUM).
+    full : ndarray of shape (N, T, C), float16, optional
+        Probabilities of all classes.
+    meta : dict
+        JSON-serialisable description (dataset, noise, model, epochs, record, seed, version).
+    """
+
+    probs: np.ndarray
+    labels: np.ndarray
+    is_flipped: np.ndarray | None = None
+    margins: np.ndarray | None = None
+    full: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.probs = _as_probs(self.probs)
+        N, T = self.probs.shape
+        self.labels = as_int_labels(self.labels, "labels")
+        if len(self.labels) != N:
+            raise ValueError(f"labels has {len(self.labels)} entries but probs has {N} rows; they must match")
+        if self.is_flipped is not None:
+            f = np.asarray(self.is_flipped.cpu() if isinstance(self.is_flipped, torch.Tensor) else self.is_flipped)
+            if f.shape != (N,):
+                raise ValueError(f"is_flipped must have shape ({N},), got {f.shape}")
+            if f.dtype != bool:
+                if not np.isin(f, (0, 1)).all():
+                    raise ValueError("is_flipped must be boolean (or 0/1)")
+                f = f.astype(bool)
+            self.is_flipped = f
+        if self.margins is not None:
+            m = np.asarray(self.margins, dtype=np.float32)
+            if m.shape != (N, T):
+                raise ValueError(f"margins must have shape {(N, T)}, got {m.shape}")
+            if not np.all(np.isfinite(m)):
+                raise ValueError("margins contain NaN or inf")
+            self.margins = m
+        if self.full is not None:
+            fu = np.asarray(self.full)
+            if fu.ndim != 3 or fu.shape[:2] != (N, T):
+                raise ValueError(f"full must have shape ({N}, {T}, C), got {fu.shape}")
+            self.full = fu
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"meta must be a dict, got {type(self.meta).__name__}")
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.probs.shape[0])
+
+    @property
+    def num_epochs(self) -> int:
+        return int(self.probs.shape[1])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def subset(self, index) -> "Dynamics":
+        """Rows ``index`` (bool mask or integer indices) as a new :class:`Dynamics`."""
+        idx = np.asarray(index)
+        take = lambda a: None if a is None else a[idx]  # noqa: E731
+        return Dynamics(self.probs[idx], self.labels[idx], take(self.is_flipped), take(self.margins),
+                        take(self.full), dict(self.meta))
+
+    def save(self, path) -> Path:
+        """Write a versioned ``.npz`` atomically (a failed write leaves nothing behind)."""
+        path = Path(path)
+        arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+                  "probs": self.probs, "labels": self.labels, "meta": np.array(json.dumps(self.meta))}
+        for key in ("is_flipped", "margins", "full"):
+            if getattr(self, key) is not None:
+                arrays[key] = getattr(self, key)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Dynamics":
+        """Read and validate a file written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            If the file is not a mislabel dynamics file, has an unsupported
+            version, or holds arrays of the wrong shape, dtype or range.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no dynamics file at {path}; create one with `python -m mislabel capture` or Dynamics.save")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                content = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
+        if content.get("format") is None or str(content["format"]) != FORMAT:
+            raise ValueError(f"{path} is not a mislabel dynamics file (missing format tag {FORMAT!r})")
+        version = int(content.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{path} has dynamics format version {version}; this library reads version {FORMAT_VERSION}")
+        for key in ("probs", "labels"):
+            if key not in content:
+                raise ValueError(f"{path} lacks the required array {key!r}")
+        try:
+            meta = json.loads(str(content.get("meta", "{}")))
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} has unreadable metadata (meta is not JSON)") from None
+        try:
+            return cls(content["probs"], content["labels"], content.get("is_flipped"), content.get("margins"),
+                       content.get("full"), meta)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+def _as_probs(probs) -> np.ndarray:
+    if isinstance(probs, torch.Tensor):
+        probs = probs.detach().cpu().numpy()
+    p = np.asarray(probs)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be 2-D of shape (N, T), got shape {p.shape}")
+    if p.shape[0] == 0 or p.shape[1] == 0:
+        raise ValueError(f"probs is empty (shape {p.shape}): need at least one sample and one epoch")
+    if p.dtype.kind not in "fiu":
+        raise ValueError(f"probs must be floating point, got dtype {p.dtype}")
+    p = p.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(p)):
+        raise ValueError("probs contain NaN or inf; interpolate missing epochs first (interpolate_missing)")
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError(f"probs must be probabilities in [0, 1], got values in [{p.min():.3g}, {p.max():.3g}]")
+    return p
+
+
+class DynamicsRecorder:
+    """Record given-label probabilities from any training loop.
+
+    Parameters
+    ----------
+    num_samples : int
+        Size N of the training set; ``sample_ids`` index into ``range(N)``.
+    num_classes : int, optional
+        Needed only with ``store_full=True`` (otherwise inferred per batch).
+    store_full : bool
+        Also keep all class probabilities (N, T, C) as float16.
+    margins : bool
+        Also keep the AUM margin (given-label logit minus largest other logit).
+    device : str or torch.device, optional
+        Where the buffers live; default: the device of the first logits seen.
+    check : bool
+        Validate every batch (shapes, label and id ranges). Costs a host sync
+        per batch on GPU; the built-in training loop turns it off.
+
+    Examples
+    --------
+    >>> rec = DynamicsRecorder(num_samples=len(train_set))
+    >>> for epoch in range(epochs):
+    ...     for x, y, idx in loader:
+    ...         logits = model(x)
+    ...         rec.update(logits, y, idx)
+    ...         ...
+    ...     rec.next_epoch()
+    >>> dyn = rec.result()       # Dynamics with probs of shape (N, epochs)
+    """
+
+    def __init__(self, num_samples: int, num_classes: int | None = None, store_full: bool = False,
+                 margins: bool = True, device=None, check: bool = True, capacity: int = 16) -> None:
+        if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        if store_full and not num_classes:
+            raise ValueError("store_full=True needs num_classes")
+        self.num_samples = int(num_samples)
+        self.num_classes = num_classes
+        self.store_full = store_full
+        self.keep_margins = margins
+        self.check = check
+        self._device = torch.device(device) if device is not None else None
+        self._capacity = max(int(capacity), 1)
+        self._epochs = 0            # closed epochs
+        self._touched = False       # current epoch received data
+        self._buf = self._mbuf = self._fbuf = None
+
+    # -- buffers -----------------------------------------------------------
+    def _alloc(self, device: torch.device, num_classes: int) -> None:
+        self._device = device
+        nan = float("nan")
+        self._buf = torch.full((self._capacity, self.num_samples), nan, dtype=torch.float32, device=device)
+        self._labels = torch.full((self.num_samples,), -1, dtype=torch.int64, device=device)
+        if self.keep_margins:
+            self._mbuf = torch.full_like(self._buf, nan)
+        if self.store_full:
+            self._fbuf = torch.full((self._capacity, self.num_samples, num_classes), nan,
+                                    dtype=torch.float16, device=device)
+
+    def _grow(self) -> None:
+        def grow(b):
+            if b is None:
+                return None
+            extra = torch.full_like(b, float("nan"))
+            return torch.cat([b, extra], 0)
+        self._buf, self._mbuf, self._fbuf = grow(self._buf), grow(self._mbuf), grow(self._fbuf)
+        self._capacity *= 2
+
+    # -- public API --------------------------------------------------------
+    @torch.no_grad()
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor) -> None:
+        """Record one batch.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (B, C), float
+            Raw model outputs (before softmax). Gradients are ignored.
+        labels : Tensor of shape (B,), int64
+            The labels used for training (the given labels).
+        sample_ids : Tensor of shape (B,), int64
+            Index of each row in the training set, in ``[0, num_samples)``.
+            A sample seen twice in one epoch keeps its last value.
+        """
+        if not isinstance(logits, torch.Tensor):
+            logits = torch.as_tensor(logits)
+        labels = torch.as_tensor(labels)
+        sample_ids = torch.as_tensor(sample_ids)
+        if self.check:
+            self._validate(logits, labels, sample_ids)
+        if self._buf is None:
+            self._alloc(self._device or logits.device, logits.shape[1])
+        dev = self._buf.device
+        logits = logits.detach().to(dev, torch.float32)
+        labels = labels.to(dev, torch.int64)
+        sample_ids = sample_ids.to(dev, torch.int64)
+        if self._epochs >= self._capacity:
+            self._grow()
+        t = self._epochs
+        logp = torch.log_softmax(logits, dim=1)
+        given = logp.gather(1, labels[:, None]).squeeze(1).exp_()
+        self._buf[t].index_copy_(0, sample_ids, given)
+        self._labels.index_copy_(0, sample_ids, labels)
+        if self._mbuf is not None:
+            given_logit = logits.gather(1, labels[:, None]).squeeze(1)
+            others = logits.scatter(1, labels[:, None], float("-inf"))
+            self._mbuf[t].index_copy_(0, sample_ids, given_logit - others.max(1).values)
+        if self._fbuf is not None:
+            self._fbuf[t].index_copy_(0, sample_ids, logp.exp().to(torch.float16))
+        self._touched = True
+
+    def _validate(self, logits, labels, sample_ids) -> None:
+        if logits.ndim != 2:
+            raise ValueError(f"logits must be 2-D (B, C), got shape {tuple(logits.shape)}")
+        B, C = logits.shape
+        if C < 2:
+            raise ValueError(f"logits need at least 2 classes, got C={C}")
+        if labels.shape != (B,) or sample_ids.shape != (B,):
+            raise ValueError(f"labels and sample_ids must have shape ({B},) to match logits; got "
+                             f"{tuple(labels.shape)} and {tuple(sample_ids.shape)}")
+        if labels.dtype.is_floating_point or sample_ids.dtype.is_floating_point:
+            raise ValueError("labels and sample_ids must be integer tensors")
+        if B == 0:
+            return
+        if not torch.isfinite(logits).all():
+            raise ValueError("logits contain NaN or inf (the model diverged?); lower the learning rate")
+        if labels.min() < 0 or labels.max() >= C:
+            raise ValueError(f"labels must be in [0, {C}) for logits with {C} classes, got range "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
+        if sample_ids.min() < 0 or sample_ids.max() >= self.num_samples:
+            raise ValueError(f"sample_ids must be in [0, {self.num_samples}), got range "
+                             f"[{int(sample_ids.min())}, {int(sample_ids.max())}]")
+        if self.num_classes and C != self.num_classes:
+            raise ValueError(f"logits have {C} classes but the recorder was built with num_classes={self.num_classes}")
+        if self._fbuf is not None and C != self._fbuf.shape[2]:
+            raise ValueError(f"logits have {C} classes, earlier batches had {self._fbuf.shape[2]}")
+
+    def next_epoch(self) -> None:
+        """Close the current epoch. An epoch with no update at all is an error."""
+        if not self._touched:
+            raise RuntimeError("next_epoch() called with no update() since the last epoch; call update() per batch first")
+        self._epochs += 1
+        self._touched = False
+
+    @property
+    def num_epochs(self) -> int:
+        """Number of closed epochs."""
+        return self._epochs
+
+    def result(self, labels=None, is_flipped=None, meta: dict | None = None) -> Dynamics:
+        """Return the recorded :class:`Dynamics` (an open epoch with data is closed first).
+
+        Samples missing in some epochs are filled by per-sample linear
+        interpolation along epochs (:func:`interpolate_missing`).
+
+        Parameters
+        ----------
+        labels : array-like of shape (N,), int, optional
+            The given label of every sample. Default: the label last passed to
+            ``update`` for each sample.
+        is_flipped : array-like of shape (N,), bool, optional
+        meta : dict, optional
+        """
+        if self._touched:
+            self.next_epoch()
+        if self._epochs == 0:
+            raise RuntimeError("nothing recorded: call update() and next_epoch() during training first")
+        T = self._epochs
+        probs = self._buf[:T].T.cpu().numpy()
+        never = np.isnan(probs).all(axis=1)
+        if never.any():
+            ids = np.nonzero(never)[0]
+            raise ValueError(f"{len(ids)} samples were never recorded (e.g. ids {ids[:5].tolist()}); "
+                             "every sample id in [0, num_samples) must appear in at least one update()")
+        probs = interpolate_missing(probs)
+        margins = interpolate_missing(self._mbuf[:T].T.cpu().numpy()) if self._mbuf is not None else None
+        full = None
+        if self._fbuf is not None:
+            full = interpolate_missing(self._fbuf[:T].transpose(0, 1).float().cpu().numpy()).astype(np.float16)
+        if labels is None:
+            labels = self._labels.cpu().numpy()
+        meta = dict(meta or {})
+        meta.setdefault("epochs", T)
+        from . import __version__
+        meta.setdefault("library_version", __version__)
+        return Dynamics(np.clip(probs, 0.0, 1.0), labels, is_flipped, margins, full, meta)

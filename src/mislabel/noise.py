@@ -1,0 +1,492 @@
+"""Synthetic label noise: symmetric, asymmetric (class-pair) and superclass flips.
+
+Every generator takes clean labels ``(N,)`` (NumPy array, list or tensor of
+integers), flips **exactly** ``round(rate * N)`` of them (Python's ``round``,
+half to even) with ``numpy.random.default_rng(seed)``, and returns NumPy arrays
+``(noisy_labels, is_flipped)``:
+
+* ``noisy_labels`` : ``(N,)`` int64
+* ``is_flipped`` : ``(N,)`` bool, exactly ``noisy_labels != labels``
+
+A flipped sample always gets a label different from its clean one, so
+``is_flipped.sum() == round(rate * N)``.
+
+:func:`twice_contaminated` reproduces the paper's "twice contaminated" setting:
+a dataset that already carries unknown noise gets a second, known, synthetic
+contamination on which a detector can be trained.
+"""
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from ._utils import as_int_labels
+
+__all__ = [
+    "NOISE_KINDS",
+    "ASYMMETRIC_MAPPINGS",
+    "FASHION_MNIST_GROUPS",
+    "symmetric",
+    "asymmetric",
+    "superclass",
+    "make",
+    "twice_contaminated",
+    "Contamination",
+    "asymmetric_mapping",
+    "groups_from_coarse",
+    "cifar100_groups",
+]
+
+NOISE_KINDS = ("symmetric", "asymmetric", "superclass")
+ASYMMETRIC_MAPPINGS = ("next", "cifar10", "fashion-mnist")
+
+#: Fashion-MNIST superclasses, indexed by fine class:
+#: 0 = tops (T-shirt/top 0, Pullover 2, Dress 3, Coat 4, Shirt 6): upper-body garments
+#: and the dress, the classes classifiers and annotators confuse most;
+#: 1 = footwear (Sandal 5, Sneaker 7, Ankle boot 9);
+#: 2 = other (Trouser 1, Bag 8): no natural partner, grouped together so that every
+#: class is eligible and superclass noise can reach any rate below 1.
+FASHION_MNIST_GROUPS = np.array([0, 2, 0, 0, 0, 1, 0, 1, 2, 1], dtype=np.int64)
+FASHION_MNIST_GROUPS.setflags(write=False)
+
+# class -> target; classes mapping to themselves are never flipped.
+_CIFAR10_PAIRS = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}  # truck->automobile, bird->airplane, deer->horse, cat<->dog
+_FASHION_MNIST_PAIRS = {0: 6, 6: 0, 2: 4, 4: 2, 5: 7, 7: 5, 3: 0, 9: 7}
+
+
+class Contamination(NamedTuple):
+    """Result of :func:`twice_contaminated`; unpacks as a 3-tuple.
+
+    Attributes
+    ----------
+    noisy_labels : numpy.ndarray
+        ``(N,)`` int64 labels after both contaminations.
+    synthesized_mask : numpy.ndarray
+        ``(N,)`` bool, samples flipped by the second (synthesized, known)
+        contamination: the targets a detector is trained on.
+    underlying_mask : numpy.ndarray
+        ``(N,)`` bool, samples flipped by the first contamination, which stands
+        for the dataset's real, unknown noise. Disjoint from ``synthesized_mask``;
+        ``noisy_labels != labels`` is their union.
+    """
+
+    noisy_labels: np.ndarray
+    synthesized_mask: np.ndarray
+    underlying_mask: np.ndarray
+
+
+# --------------------------------------------------------------------------- validation helpers
+def _check_rate(rate, name: str = "noise rate") -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be in [0, 1), got {rate!r}")
+    rate = float(rate)
+    if not (0.0 <= rate < 1.0):  # also rejects NaN
+        raise ValueError(f"{name} must be in [0, 1), got {rate!r}")
+    return rate
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _check_num_classes(num_classes) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2 (a label can only be flipped to another class), got {num_classes!r}")
+    return int(num_classes)
+
+
+def _n_flips(rate: float, n: int) -> int:
+    return int(round(rate * n))
+
+
+def _choose(rng: np.random.Generator, eligible: np.ndarray, k: int, n: int, rate: float, why: str) -> np.ndarray:
+    """``k`` distinct rows drawn uniformly from the boolean mask ``eligible`` (N,)."""
+    pool = np.flatnonzero(eligible)
+    if k > pool.size:
+        raise ValueError(
+            f"noise rate {rate} needs {k} flipped samples out of {n}, but only {pool.size} are eligible "
+            f"({why}); the largest achievable rate is about {pool.size / n:.4f}: lower the rate"
+        )
+    return np.sort(rng.choice(pool, size=k, replace=False))
+
+
+def _result(clean: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return noisy, noisy != clean
+
+
+# --------------------------------------------------------------------------- core flips (shared with twice_contaminated)
+def _flip_symmetric(y, k, num_classes, rng, allowed, rate):
+    rows = _choose(rng, allowed, k, y.size, rate, "samples not already flipped")
+    noisy = y.copy()
+    noisy[rows] = (y[rows] + rng.integers(1, num_classes, size=rows.size)) % num_classes
+    return noisy
+
+
+def _flip_asymmetric(y, k, table, rng, allowed, rate):
+    movable = table[y] != y
+    rows = _choose(rng, allowed & movable, k, y.size, rate, "samples whose class the mapping sends to another class")
+    noisy = y.copy()
+    noisy[rows] = table[y[rows]]
+    return noisy
+
+
+def _flip_superclass(y, k, groups, rng, allowed, rate):
+    group_size = np.bincount(groups)[groups]  # (C,) size of each class's group
+    movable = group_size[y] >= 2
+    rows = _choose(rng, allowed & movable, k, y.size, rate, "samples whose group holds at least one other class")
+    noisy = y.copy()
+    for c in np.unique(y[rows]):
+        sel = rows[y[rows] == c]
+        others = np.flatnonzero((groups == groups[c]) & (np.arange(groups.size) != c))
+        noisy[sel] = others[rng.integers(0, others.size, size=sel.size)]
+    return noisy
+
+
+# --------------------------------------------------------------------------- mappings and groups
+def asymmetric_mapping(mapping: str | Mapping[int, int] | Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+    """Resolve an asymmetric-noise mapping into a ``(num_classes,)`` int64 table ``class -> target``.
+
+    Parameters
+    ----------
+    mapping : str, dict or sequence
+        ``"next"``: ``k -> (k + 1) % C`` (the class-shift noise of the paper's
+        appendix; every class moves).
+
+        ``"cifar10"`` (C = 10): the usual semantic pairs truck -> automobile
+        (9 -> 1), bird -> airplane (2 -> 0), deer -> horse (4 -> 7) and
+        cat <-> dog (3 <-> 5); the other classes stay.
+
+        ``"fashion-mnist"`` (C = 10): pairs of look-alike classes, the
+        confusions most often seen in Fashion-MNIST classifiers:
+        T-shirt/top <-> Shirt (0 <-> 6), Pullover <-> Coat (2 <-> 4),
+        Sandal <-> Sneaker (5 <-> 7), Dress -> T-shirt/top (3 -> 0, both
+        one-piece upper-body shapes), Ankle boot -> Sneaker (9 -> 7, closed
+        shoes). Trouser (1) and Bag (8) have no look-alike class and stay.
+
+        A dict ``{source: target}`` (unlisted classes stay) or a length-C
+        sequence/array giving each class's target.
+    num_classes : int
+        Number of classes C.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` int64; classes with ``table[k] == k`` are never flipped.
+    """
+    c = _check_num_classes(num_classes)
+    if isinstance(mapping, str):
+        if mapping == "next":
+            return (np.arange(c, dtype=np.int64) + 1) % c
+        pairs = {"cifar10": _CIFAR10_PAIRS, "fashion-mnist": _FASHION_MNIST_PAIRS}.get(mapping)
+        if pairs is None:
+            raise ValueError(
+                f"unknown asymmetric mapping {mapping!r}; use one of {', '.join(ASYMMETRIC_MAPPINGS)}, "
+                "a dict {source: target} or a length-num_classes array"
+            )
+        if c != 10:
+            raise ValueError(f"mapping {mapping!r} is for 10 classes, got num_classes={c}")
+        mapping = pairs
+    table = np.arange(c, dtype=np.int64)
+    if isinstance(mapping, Mapping):
+        for src, dst in mapping.items():
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (src, dst)):
+                raise ValueError(f"mapping entries must be integer classes, got {src!r}: {dst!r}")
+            if not (0 <= src < c and 0 <= dst < c):
+                raise ValueError(f"mapping entry {src} -> {dst} is outside [0, {c}): fix the mapping or num_classes")
+            table[int(src)] = int(dst)
+        return table
+    try:
+        arr = np.asarray(mapping)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"mapping must be a name, a dict or a length-{c} array, got {mapping!r}") from exc
+    if arr.shape != (c,) or arr.dtype.kind not in "iu":
+        raise ValueError(f"mapping array must be ({c},) integers (one target per class), got shape {arr.shape} dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= c:
+        raise ValueError(f"mapping targets must lie in [0, {c}), got {arr.min()}..{arr.max()}")
+    return arr.astype(np.int64)
+
+
+def _check_groups(groups) -> np.ndarray:
+    g = as_int_labels(groups, name="groups")
+    if g.size < 2:
+        raise ValueError(f"groups must give a group id for each of at least 2 classes, got {g.size}")
+    return g
+
+
+def groups_from_coarse(fine_labels, coarse_labels, num_classes: int | None = None) -> np.ndarray:
+    """Derive the ``fine class -> coarse group`` table from per-sample labels.
+
+    Parameters
+    ----------
+    fine_labels : array-like or torch.Tensor
+        ``(N,)`` integer fine labels.
+    coarse_labels : array-like or torch.Tensor
+        ``(N,)`` integer coarse labels of the same samples.
+    num_classes : int, optional
+        Number of fine classes C; defaults to ``fine_labels.max() + 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` int64, ``groups[k]`` the coarse label of fine class ``k``.
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ, a fine class occurs with two coarse labels, or a
+        fine class never occurs (use the full split, not a small subset).
+    """
+    fine = as_int_labels(fine_labels, name="fine_labels", num_classes=num_classes)
+    coarse = as_int_labels(coarse_labels, name="coarse_labels")
+    if fine.shape != coarse.shape:
+        raise ValueError(f"fine_labels {fine.shape} and coarse_labels {coarse.shape} must have the same shape")
+    c = int(num_classes) if num_classes is not None else int(fine.max()) + 1
+    groups = np.full(c, -1, dtype=np.int64)
+    groups[fine] = coarse
+    if np.any(groups[fine] != coarse):
+        bad = int(fine[np.flatnonzero(groups[fine] != coarse)[0]])
+        found = sorted(set(coarse[fine == bad].tolist()))
+        raise ValueError(f"fine class {bad} occurs with several coarse labels {found}; each fine class needs exactly one")
+    missing = np.flatnonzero(groups < 0)
+    if missing.size:
+        raise ValueError(
+            f"fine classes {missing.tolist()[:10]} never occur, so their group is unknown; "
+            "derive the groups from the full split (load without subset=)"
+        )
+    return groups
+
+
+def cifar100_groups(ds) -> np.ndarray:
+    """``(100,)`` int64 CIFAR-100 fine class -> superclass table read off a loaded dataset.
+
+    Parameters
+    ----------
+    ds : mislabel.data.ImageDataset
+        A CIFAR-100 split with ``coarse_labels`` (every fine class must occur).
+    """
+    if getattr(ds, "coarse_labels", None) is None:
+        raise ValueError("dataset has no coarse_labels; pass a CIFAR-100 split from mislabel.data.load('cifar100')")
+    return groups_from_coarse(ds.labels, ds.coarse_labels, ds.num_classes)
+
+
+# --------------------------------------------------------------------------- public generators
+def symmetric(labels, rate: float, num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric (uniform) noise: flipped samples get a uniformly drawn *other* class.
+
+    Parameters
+    ----------
+    labels : array-like or torch.Tensor
+        ``(N,)`` integer clean labels in ``[0, num_classes)``.
+    rate : float
+        Fraction of samples to flip, in ``[0, 1)``; exactly ``round(rate * N)``
+        samples, drawn uniformly without replacement, are flipped.
+    num_classes : int
+        Number of classes C >= 2.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    noisy_labels : numpy.ndarray
+        ``(N,)`` int64.
+    is_flipped : numpy.ndarray
+        ``(N,)`` bool, ``noisy_labels != labels``.
+    """
+    c = _check_num_classes(num_classes)
+    y = as_int_labels(labels, num_classes=c)
+    rate = _check_rate(rate)
+    rng = np.random.default_rng(_check_seed(seed))
+    noisy = _flip_symmetric(y, _n_flips(rate, y.size), c, rng, np.ones(y.size, bool), rate)
+    return _result(y, noisy)
+
+
+def asymmetric(
+    labels, rate: float, num_classes: int, seed: int = 0, mapping="next"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Asymmetric (class-dependent) noise: flipped samples move to ``mapping[label]``.
+
+    Exactly ``round(rate * N)`` samples are drawn uniformly among those whose
+    class the mapping sends elsewhere (with ``"next"``, all of them).
+
+    Parameters
+    ----------
+    labels : array-like or torch.Tensor
+        ``(N,)`` integer clean labels in ``[0, num_classes)``.
+    rate : float
+        Fraction of all N samples to flip, in ``[0, 1)``.
+    num_classes : int
+        Number of classes C >= 2.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    mapping : str, dict or sequence
+        ``"next"`` (``k -> (k + 1) % C``), ``"cifar10"``, ``"fashion-mnist"`` or
+        an explicit mapping; see :func:`asymmetric_mapping` for the pairs.
+
+    Returns
+    -------
+    noisy_labels : numpy.ndarray
+        ``(N,)`` int64.
+    is_flipped : numpy.ndarray
+        ``(N,)`` bool, ``noisy_labels != labels``.
+
+    Raises
+    ------
+    ValueError
+        Also when fewer samples are eligible than ``round(rate * N)``; the
+        message gives the largest achievable rate.
+    """
+    c = _check_num_classes(num_classes)
+    table = asymmetric_mapping(mapping, c)
+    y = as_int_labels(labels, num_classes=c)
+    rate = _check_rate(rate)
+    rng = np.random.default_rng(_check_seed(seed))
+    noisy = _flip_asymmetric(y, _n_flips(rate, y.size), table, rng, np.ones(y.size, bool), rate)
+    return _result(y, noisy)
+
+
+def superclass(labels, rate: float, groups, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Superclass noise: flipped samples move to a uniformly drawn other class of the same group.
+
+    Exactly ``round(rate * N)`` samples are drawn uniformly among those whose
+    group holds at least two classes.
+
+    Parameters
+    ----------
+    labels : array-like or torch.Tensor
+        ``(N,)`` integer clean labels in ``[0, C)``.
+    rate : float
+        Fraction of all N samples to flip, in ``[0, 1)``.
+    groups : array-like
+        ``(C,)`` integer group id of each class, e.g. :data:`FASHION_MNIST_GROUPS`
+        or :func:`cifar100_groups` of a CIFAR-100 split. C = ``len(groups)``.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    noisy_labels : numpy.ndarray
+        ``(N,)`` int64.
+    is_flipped : numpy.ndarray
+        ``(N,)`` bool, ``noisy_labels != labels``.
+    """
+    g = _check_groups(groups)
+    y = as_int_labels(labels, num_classes=g.size)
+    rate = _check_rate(rate)
+    rng = np.random.default_rng(_check_seed(seed))
+    noisy = _flip_superclass(y, _n_flips(rate, y.size), g, rng, np.ones(y.size, bool), rate)
+    return _result(y, noisy)
+
+
+def make(kind: str, labels, rate: float, num_classes: int, seed: int = 0, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the noise ``kind`` (one of :data:`NOISE_KINDS`) by name.
+
+    Parameters
+    ----------
+    kind : {"symmetric", "asymmetric", "superclass"}
+    labels : array-like or torch.Tensor
+        ``(N,)`` integer clean labels.
+    rate : float
+        Fraction in ``[0, 1)``.
+    num_classes : int
+        Number of classes C (for ``"superclass"`` it must equal ``len(groups)``).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    **kw
+        ``mapping=`` for ``"asymmetric"``; ``groups=`` (required) for ``"superclass"``.
+
+    Returns
+    -------
+    noisy_labels : numpy.ndarray
+        ``(N,)`` int64.
+    is_flipped : numpy.ndarray
+        ``(N,)`` bool.
+    """
+    if kind == "symmetric":
+        _no_extra(kind, kw, ())
+        return symmetric(labels, rate, num_classes, seed=seed)
+    if kind == "asymmetric":
+        _no_extra(kind, kw, ("mapping",))
+        return asymmetric(labels, rate, num_classes, seed=seed, **kw)
+    if kind == "superclass":
+        _no_extra(kind, kw, ("groups",))
+        groups = _superclass_groups(kw, num_classes)
+        return superclass(labels, rate, groups, seed=seed)
+    raise ValueError(f"unknown noise kind {kind!r}; known kinds: {', '.join(NOISE_KINDS)}")
+
+
+def _no_extra(kind: str, kw: dict, allowed: tuple) -> None:
+    extra = sorted(set(kw) - set(allowed))
+    if extra:
+        raise ValueError(f"noise kind {kind!r} takes no argument(s) {extra}; it accepts {list(allowed) or 'none'}")
+
+
+def _superclass_groups(kw: dict, num_classes: int) -> np.ndarray:
+    if kw.get("groups") is None:
+        raise ValueError("superclass noise needs groups=: a (num_classes,) array of group ids, e.g. FASHION_MNIST_GROUPS")
+    g = _check_groups(kw["groups"])
+    if g.size != num_classes:
+        raise ValueError(f"groups has {g.size} entries but num_classes={num_classes}; give one group id per class")
+    return g
+
+
+def twice_contaminated(
+    labels,
+    underlying_rate: float,
+    synthesized_rate: float,
+    num_classes: int,
+    seed: int = 0,
+    kind: str = "symmetric",
+    **kw,
+) -> Contamination:
+    """Two rounds of noise: an "underlying" one (unknown real noise) then a known, synthesized one.
+
+    The first round is exactly ``make(kind, labels, underlying_rate, num_classes,
+    seed, **kw)``. The second flips exactly ``round(synthesized_rate * N)`` more
+    samples, drawn (with the separate stream ``default_rng([seed, 1])``) among
+    those the first round left untouched and the noise kind can move. Both rates
+    are fractions of all N samples.
+
+    Parameters
+    ----------
+    labels : array-like or torch.Tensor
+        ``(N,)`` integer clean labels.
+    underlying_rate, synthesized_rate : float
+        Each in ``[0, 1)``, with ``underlying_rate + synthesized_rate < 1``.
+    num_classes : int
+        Number of classes C.
+    seed : int
+        Seed of both rounds.
+    kind : {"symmetric", "asymmetric", "superclass"}
+        Noise kind of both rounds.
+    **kw
+        ``mapping=`` / ``groups=`` as in :func:`make`.
+
+    Returns
+    -------
+    Contamination
+        ``(noisy_labels (N,) int64, synthesized_mask (N,) bool, underlying_mask (N,) bool)``;
+        the masks are disjoint and ``noisy_labels != labels`` is their union.
+    """
+    u = _check_rate(underlying_rate, "underlying noise rate")
+    s = _check_rate(synthesized_rate, "synthesized noise rate")
+    if u + s >= 1.0:
+        raise ValueError(
+            f"underlying_rate + synthesized_rate = {u + s} must be < 1 (both are fractions of all samples)"
+        )
+    seed = _check_seed(seed)
+    noisy1, under = make(kind, labels, u, num_classes, seed=seed, **kw)
+    y = as_int_labels(labels, num_classes=num_classes)
+    rng = np.random.default_rng([seed, 1])
+    k = _n_flips(s, y.size)
+    allowed = ~under
+    if kind == "symmetric":
+        noisy2 = _flip_symmetric(noisy1, k, int(num_classes), rng, allowed, s)
+    elif kind == "asymmetric":
+        noisy2 = _flip_asymmetric(noisy1, k, asymmetric_mapping(kw.get("mapping", "next"), num_classes), rng, allowed, s)
+    else:
+        noisy2 = _flip_superclass(noisy1, k, _superclass_groups(kw, num_classes), rng, allowed, s)
+    synth = noisy2 != noisy1
+    return Contamination(noisy2, synth, under)

@@ -1,0 +1,202 @@
+"""End-to-end steps shared by the CLI, the book and users: load, corrupt, train, record, cache.
+
+:func:`capture` is Algorithm 1's step 1+2 (or step 3 on a dataset to audit):
+load a dataset, synthesise label noise, train a classifier and record its
+training dynamics. Results are cached on disk (:mod:`mislabel.cache`) under a
+key built from every argument that affects them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import cache as _cache
+from . import data as _data
+from . import noise as _noise
+from . import train as _train
+from .detector import NoiseDetector
+from .dynamics import Dynamics
+
+NOISE_CHOICES = ("none", "symmetric", "asymmetric", "superclass")
+
+
+@dataclass
+class Capture:
+    """Result of :func:`capture`.
+
+    Attributes
+    ----------
+    dynamics : Dynamics
+        ``probs`` (N, epochs), ``labels`` the noisy labels, ``is_flipped`` the synthesized flips.
+    history : dict of lists
+        Per-epoch training log (see :func:`mislabel.train.fit`).
+    clean_labels : ndarray of shape (N,), int64
+        Labels before corruption.
+    underlying : ndarray of shape (N,), bool
+        Flips of the first contamination of a twice-contaminated set (all False otherwise).
+    folder : pathlib.Path
+        Where the cached files live.
+    """
+
+    dynamics: Dynamics
+    history: dict
+    clean_labels: np.ndarray
+    underlying: np.ndarray
+    folder: Path
+
+
+def corrupt(labels, *, noise: str, rate: float, num_classes: int, seed: int, underlying_rate: float = 0.0,
+            groups=None, mapping="next"):
+    """Apply synthesized noise (optionally on top of "underlying" noise).
+
+    Returns
+    -------
+    noisy : ndarray (N,) int64
+    synthesized : ndarray (N,) bool
+        Flips of the synthesized contamination (what a detector learns from).
+    underlying : ndarray (N,) bool
+        Flips of the first contamination (all False when ``underlying_rate == 0``).
+    """
+    labels = np.asarray(labels)
+    if noise not in NOISE_CHOICES:
+        raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_CHOICES)}")
+    if noise == "none" or rate == 0 and underlying_rate == 0:
+        return labels.astype(np.int64).copy(), np.zeros(len(labels), bool), np.zeros(len(labels), bool)
+    kw = {}
+    if noise == "asymmetric":
+        kw["mapping"] = mapping
+    if noise == "superclass":
+        if groups is None:
+            raise ValueError("superclass noise needs groups (fine class -> group id)")
+        kw["groups"] = groups
+    if underlying_rate > 0:
+        noisy, synth, under = _noise.twice_contaminated(labels, underlying_rate, rate, num_classes, seed=seed,
+                                                        kind=noise, **kw)
+        return noisy, synth, under
+    noisy, synth = _noise.make(noise, labels, rate, num_classes, seed=seed, **kw)
+    return noisy, synth, np.zeros(len(labels), bool)
+
+
+def _groups_for(ds) -> np.ndarray | None:
+    if ds.coarse_labels is not None:
+        return _noise.groups_from_coarse(ds.labels, ds.coarse_labels, ds.num_classes)
+    if ds.name == "fashion-mnist":
+        return np.asarray(_noise.FASHION_MNIST_GROUPS)
+    return None
+
+
+def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_seed: int = 0,
+            noise: str = "symmetric", rate: float = 0.4, noise_seed: int = 0, underlying_rate: float = 0.0,
+            mapping: str = "next", model: str = "cnn", epochs: int = 10, record: str = "train", seed: int = 0,
+            batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4, test_subset: int | None = None,
+            root=None, device=None, amp: bool = False, store_full: bool = False, progress: bool = True,
+            cache: bool = True, cache_dir=None) -> Capture:
+    """Load ``dataset``, corrupt its labels, train ``model`` and record training dynamics (cached).
+
+    Parameters
+    ----------
+    dataset : str
+        A name known to :func:`mislabel.data.load`.
+    subset : int, optional
+        Number of training samples (seeded by ``data_seed``); None = all.
+    noise : {"none", "symmetric", "asymmetric", "superclass"}
+    rate : float
+        Share of samples whose label is changed, in [0, 1).
+    noise_seed : int
+        Seed of the noise draw; two seeds give independent noisy sets.
+    underlying_rate : float
+        When > 0, the set is twice-contaminated (paper Sec 4.4): first this much
+        "underlying" noise, then ``rate`` synthesized noise on other samples.
+    mapping : str
+        Asymmetric mapping name (see :func:`mislabel.noise.asymmetric`).
+    model, epochs, record, seed, batch_size, lr, weight_decay, device, amp, store_full
+        Passed to :func:`mislabel.train.fit`.
+    test_subset : int, optional
+        Size of the test split used to log test accuracy; 0 disables it.
+    root : path, optional
+        Dataset folder.
+    cache : bool
+        Reuse a previous identical capture; ``cache_dir`` chooses the folder.
+
+    Returns
+    -------
+    Capture
+    """
+    params = dict(dataset=dataset, subset=subset, data_seed=data_seed, noise=noise, rate=float(rate),
+                  noise_seed=noise_seed, underlying_rate=float(underlying_rate), mapping=mapping, model=model,
+                  epochs=epochs, record=record, seed=seed, batch_size=batch_size, lr=lr,
+                  weight_decay=weight_decay, test_subset=test_subset, store_full=store_full, amp=amp)
+    ds = _data.load(dataset, split="train", root=root, subset=subset, seed=data_seed)
+    noisy, synth, under = corrupt(ds.labels.numpy(), noise=noise, rate=rate, num_classes=ds.num_classes,
+                                  seed=noise_seed, underlying_rate=underlying_rate,
+                                  groups=_groups_for(ds) if noise == "superclass" else None, mapping=mapping)
+
+    def compute(folder: Path) -> None:
+        test = None
+        if test_subset != 0:
+            test = _data.load(dataset, split="test", root=root, subset=test_subset, seed=data_seed)
+        meta = {"dataset": dataset, "subset": subset, "noise": noise, "rate": float(rate),
+                "noise_seed": noise_seed, "underlying_rate": float(underlying_rate), "classes": list(ds.classes)}
+        run = _train.fit(model, ds.images, noisy, epochs=epochs, batch_size=batch_size, lr=lr,
+                         weight_decay=weight_decay, record=record, seed=seed, device=device, amp=amp,
+                         num_classes=ds.num_classes, test_images=None if test is None else test.images,
+                         test_labels=None if test is None else test.labels, is_flipped=synth,
+                         store_full=store_full, meta=meta, progress=progress)
+        run.dynamics.save(folder / "dynamics.npz")
+        write_history(run.history, folder / "history.csv")
+        np.savez(folder / "labels.npz", clean=ds.labels.numpy(), underlying=under, indices=ds.indices)
+
+    folder = _cache.cached("capture", params, compute, cache_dir=cache_dir, enabled=cache)
+    dyn = Dynamics.load(folder / "dynamics.npz")
+    with np.load(folder / "labels.npz") as z:
+        clean, under_saved = z["clean"], z["underlying"]
+    return Capture(dyn, read_history(folder / "history.csv"), clean, under_saved, folder)
+
+
+def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 64, seed: int = 0,
+                   hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
+                   progress: bool = True, cache: bool = True, cache_dir=None) -> NoiseDetector:
+    """Fit a :class:`NoiseDetector` on one or several captures (cached by their keys and the settings).
+
+    Parameters
+    ----------
+    captures : Capture or list of Capture
+        Their dynamics must carry ``is_flipped``.
+    epochs, lr, batch_size, seed, hidden_size, num_layers, seq_len
+        See :class:`NoiseDetector` and :meth:`NoiseDetector.fit`.
+
+    Returns
+    -------
+    NoiseDetector
+    """
+    items = captures if isinstance(captures, (list, tuple)) else [captures]
+    params = dict(captures=[c.folder.name for c in items], epochs=epochs, lr=lr, batch_size=batch_size,
+                  seed=seed, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len)
+
+    def compute(folder: Path) -> None:
+        det = NoiseDetector(hidden_size, num_layers, seq_len=seq_len)
+        det.fit([c.dynamics for c in items], epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                progress=progress)
+        det.save(folder / "detector.pt")
+
+    folder = _cache.cached("detector", params, compute, cache_dir=cache_dir, enabled=cache)
+    return NoiseDetector.load(folder / "detector.pt")
+
+
+def write_history(history: dict, path) -> None:
+    """Write a per-epoch history dict of equal-length lists as CSV."""
+    keys = list(history)
+    rows = zip(*(history[k] for k in keys))
+    Path(path).write_text(",".join(keys) + "\n" + "".join(",".join(repr(v) for v in r) + "\n" for r in rows))
+
+
+def read_history(path) -> dict:
+    """Read a CSV written by :func:`write_history` into a dict of float lists."""
+    lines = Path(path).read_text().strip().splitlines()
+    keys = lines[0].split(",")
+    cols = list(zip(*(map(float, ln.split(",")) for ln in lines[1:]))) if len(lines) > 1 else [[] for _ in keys]
+    return {k: list(c) for k, c in zip(keys, cols)}

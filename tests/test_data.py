@@ -1,0 +1,406 @@
+"""Tests of mislabel.data: loaders, file formats, search paths, downloads (faked), subsets."""
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from mislabel import data
+
+FMNIST_NAMES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+# --------------------------------------------------------------------------- helpers writing official formats
+def _idx_bytes(arr: np.ndarray, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+def _write_fake_fmnist(folder, n_train=6, n_test=4, seed=0):
+    """Four tiny but well-formed gzip IDX files; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        (folder / FMNIST_NAMES[split][0]).write_bytes(gzip.compress(_idx_bytes(images, 2051)))
+        (folder / FMNIST_NAMES[split][1]).write_bytes(gzip.compress(_idx_bytes(labels, 2049)))
+        out[split] = (images, labels)
+    return out
+
+
+def _dump(obj, path):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)  # byte-string keys, like the official (Python 2) files
+
+
+def _write_fake_cifar10(base, rows_per_batch=2, n_test=3, seed=0):
+    """cifar-10-batches-py/ with data_batch_1..5, test_batch and batches.meta; returns (train, test) arrays."""
+    rng = np.random.default_rng(seed)
+    folder = base / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    _dump({b"num_cases_per_batch": rows_per_batch, b"label_names": names, b"num_vis": 3072}, folder / "batches.meta")
+    train_x, train_y = [], []
+    for i in range(1, 6):
+        x = rng.integers(0, 256, size=(rows_per_batch, 3072), dtype=np.uint8)
+        y = rng.integers(0, 10, size=rows_per_batch).tolist()
+        _dump(
+            {b"batch_label": f"training batch {i} of 5".encode(), b"labels": y, b"data": x,
+             b"filenames": [b"img%d.png" % k for k in range(rows_per_batch)]},
+            folder / f"data_batch_{i}",
+        )
+        train_x.append(x)
+        train_y += y
+    tx = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
+    ty = rng.integers(0, 10, size=n_test).tolist()
+    _dump({b"batch_label": b"testing batch 1 of 1", b"labels": ty, b"data": tx,
+           b"filenames": [b"t%d.png" % k for k in range(n_test)]}, folder / "test_batch")
+    return folder, (np.concatenate(train_x), np.array(train_y)), (tx, np.array(ty))
+
+
+def _write_fake_cifar100(base, n_train=6, n_test=4, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = base / "cifar-100-python"
+    folder.mkdir(parents=True)
+    fine_names = [f"fine{k}".encode() for k in range(100)]
+    coarse_names = [f"coarse{k}".encode() for k in range(20)]
+    _dump({b"fine_label_names": fine_names, b"coarse_label_names": coarse_names}, folder / "meta")
+    fine_to_coarse = np.arange(100) // 5
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        fine = rng.integers(0, 100, size=n)
+        _dump({b"filenames": [b"x.png"] * n, b"batch_label": split.encode(), b"fine_labels": fine.tolist(),
+               b"coarse_labels": fine_to_coarse[fine].tolist(), b"data": x}, folder / split)
+        out[split] = (x, fine, fine_to_coarse[fine])
+    return folder, out
+
+
+# --------------------------------------------------------------------------- generic
+def test_unknown_dataset_and_bad_split():
+    with pytest.raises(ValueError, match="fashion-mnist, digits, cifar10, cifar100, synthetic"):
+        data.load("mnist")
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        data.load("synthetic", split="val")
+    assert data.DATASETS == ("fashion-mnist", "digits", "cifar10", "cifar100", "synthetic")
+
+
+@pytest.mark.parametrize("subset", [0, -3, 2001, 1.5, "10", True])
+def test_bad_subset(subset):
+    with pytest.raises(ValueError, match="subset"):
+        data.load("synthetic", subset=subset)
+
+
+def test_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        data.load("synthetic", seed=-1)
+
+
+def test_md5_helpers(tmp_path):
+    p = tmp_path / "blob.bin"
+    payload = os.urandom(3 * 1024 + 17)
+    p.write_bytes(payload)
+    want = hashlib.md5(payload).hexdigest()
+    assert data.file_md5(p, chunk_size=1000) == want
+    assert data.check_md5(p, want)
+    assert data.check_md5(p, want.upper())
+    assert not data.check_md5(p, "0" * 32)
+
+
+# --------------------------------------------------------------------------- synthetic
+def test_synthetic_shapes_determinism_and_learnability():
+    tr = data.load("synthetic", "train")
+    te = data.load("synthetic", "test")
+    assert tr.images.shape == (2000, 1, 8, 8) and tr.images.dtype == torch.uint8
+    assert tr.labels.shape == (2000,) and tr.labels.dtype == torch.int64
+    assert len(te) == 500 and tr.num_classes == 10 and len(tr) == 2000
+    assert torch.bincount(tr.labels).tolist() == [200] * 10
+    again = data.load("synthetic", "train")
+    assert torch.equal(tr.images, again.images) and torch.equal(tr.labels, again.labels)
+    other = data.load("synthetic", "train", seed=1)
+    assert not torch.equal(tr.images, other.images)
+    assert not torch.equal(tr.images[:500], te.images)
+    # nearest class mean (fit on train) classifies the test split well
+    x, xt = tr.images.flatten(1).float(), te.images.flatten(1).float()
+    means = torch.stack([x[tr.labels == k].mean(0) for k in range(10)])
+    acc = (torch.cdist(xt, means).argmin(1) == te.labels).float().mean().item()
+    assert acc > 0.9
+    small = data.make_synthetic(25, "test", seed=3)
+    assert small.images.shape == (25, 1, 8, 8) and "synthetic" in repr(small)
+
+
+def test_subset_deterministic_sorted_and_consistent():
+    full = data.load("synthetic", "train", seed=0)
+    a = data.load("synthetic", "train", subset=300, seed=0)
+    b = data.load("synthetic", "train", subset=300, seed=0)
+    c = data.load("synthetic", "train", subset=300, seed=1)
+    assert a.indices.dtype == np.int64 and a.indices.shape == (300,)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert np.all(np.diff(a.indices) > 0)
+    assert torch.equal(a.images, full.images[torch.from_numpy(a.indices)])
+    assert torch.equal(a.labels, full.labels[torch.from_numpy(a.indices)])
+    np.testing.assert_array_equal(full.indices, np.arange(2000))
+    # the subset seed and the synthetic data seed are the same argument
+    assert not np.array_equal(a.indices, c.indices)
+    every = data.load("synthetic", "train", subset=2000)
+    np.testing.assert_array_equal(every.indices, np.arange(2000))
+
+
+# --------------------------------------------------------------------------- digits
+def test_digits_split():
+    tr = data.load("digits", "train")
+    te = data.load("digits", "test")
+    assert len(tr) + len(te) == 1797
+    assert tr.images.shape[1:] == (1, 8, 8) and tr.images.dtype == torch.uint8
+    assert tr.images.max() == 255 and tr.images.min() == 0
+    assert tr.classes == [str(k) for k in range(10)]
+    frac = torch.bincount(te.labels, minlength=10).float() / (
+        torch.bincount(te.labels, minlength=10) + torch.bincount(tr.labels, minlength=10)
+    )
+    assert torch.all((frac > 0.18) & (frac < 0.22))  # stratified 80/20
+    # split fixed regardless of seed
+    te5 = data.load("digits", "test", seed=5)
+    assert torch.equal(te.images, te5.images)
+    # the pixel scaling is x * 255 / 16 rounded: 16 -> 255, 8 -> 128
+    from sklearn.datasets import load_digits
+
+    raw = load_digits().images
+    assert set(np.unique(np.rint(raw * 255 / 16)).tolist()) == set(torch.unique(torch.cat([tr.images, te.images]).flatten()).tolist())
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST (real files)
+@pytest.fixture(scope="module")
+def real_fmnist_folder():
+    folder = data.fashion_mnist_folder()
+    if folder is None:
+        pytest.skip("Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist, or set MISLABEL_DATA)")
+    return folder
+
+
+def test_fashion_mnist_real(real_fmnist_folder):
+    te = data.load("fashion-mnist", "test")
+    assert te.images.shape == (10000, 1, 28, 28) and te.images.dtype == torch.uint8
+    assert te.labels.shape == (10000,) and te.labels.dtype == torch.int64
+    assert torch.bincount(te.labels).tolist() == [1000] * 10
+    assert te.classes[0] == "T-shirt/top" and te.classes[9] == "Ankle boot"
+    sub = data.load("fashion-mnist", "train", subset=500, seed=0)
+    sub2 = data.load("fashion-mnist", "train", subset=500, seed=0)
+    assert sub.images.shape == (500, 1, 28, 28)
+    np.testing.assert_array_equal(sub.indices, sub2.indices)
+    assert sub.indices.max() < 60000
+    assert torch.equal(sub.images, sub2.images)
+    # handing out a tensor never exposes the cache
+    sub.images.zero_()
+    assert torch.equal(data.load("fashion-mnist", "train", subset=500, seed=0).images, sub2.images)
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST (tiny files)
+def test_fashion_mnist_tiny_files_root_and_env(tmp_path, monkeypatch):
+    written = _write_fake_fmnist(tmp_path / "fashion-mnist")
+    ds = data.load("fashion-mnist", "train", root=tmp_path)  # root/fashion-mnist
+    imgs, labs = written["train"]
+    assert ds.images.shape == (6, 1, 28, 28)
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(imgs))
+    assert torch.equal(ds.labels, torch.from_numpy(labs.astype(np.int64)))
+    ds = data.load("fashion-mnist", "test", root=tmp_path / "fashion-mnist")  # root is the folder itself
+    assert len(ds) == 4
+    monkeypatch.setenv("MISLABEL_DATA", str(tmp_path))
+    assert data.fashion_mnist_folder() == tmp_path / "fashion-mnist"
+    assert len(data.load("fashion-mnist", "test")) == 4
+
+
+def test_fashion_mnist_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist") as err:
+        data.load("fashion-mnist", root=tmp_path / "nowhere")
+    assert "download=True" in str(err.value) and "root=" in str(err.value)
+    assert data.fashion_mnist_folder(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda raw: gzip.compress(b"\x00\x00\x08\x01" + raw[4:]), "magic number 2049, expected 2051"),
+        (lambda raw: gzip.compress(raw[:-5]), "implies"),
+        (lambda raw: gzip.compress(raw)[:-20], "gzip"),
+        (lambda raw: b"this is not gzip at all", "gzip"),
+    ],
+)
+def test_fashion_mnist_corrupt_idx(tmp_path, damage, match):
+    folder = tmp_path / "fashion-mnist"
+    _write_fake_fmnist(folder)
+    path = folder / FMNIST_NAMES["train"][0]
+    path.write_bytes(damage(gzip.decompress(path.read_bytes())))
+    with pytest.raises(ValueError, match=match):
+        data.load("fashion-mnist", "train", root=tmp_path)
+
+
+def test_fashion_mnist_label_count_mismatch(tmp_path):
+    folder = tmp_path / "fashion-mnist"
+    _write_fake_fmnist(folder)
+    (folder / FMNIST_NAMES["test"][1]).write_bytes(gzip.compress(_idx_bytes(np.zeros(3, np.uint8), 2049)))
+    with pytest.raises(ValueError, match="do not belong together"):
+        data.load("fashion-mnist", "test", root=tmp_path)
+
+
+class _FakeResponse(io.BytesIO):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_fashion_mnist_download_faked(tmp_path, monkeypatch):
+    source = tmp_path / "server"
+    written = _write_fake_fmnist(source)
+    urls = []
+
+    def fake_urlopen(url, timeout=None):
+        urls.append(url)
+        return _FakeResponse((source / url.rsplit("/", 1)[1]).read_bytes())
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    dest = tmp_path / "dest"
+    ds = data.load("fashion-mnist", "test", root=dest, download=True)
+    assert len(urls) == 4 and all(u.startswith(data.FASHION_MNIST_URL) for u in urls)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(n for pair in FMNIST_NAMES.values() for n in pair)
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(written["test"][0]))
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+def test_cifar10_tiny_pickles(tmp_path):
+    folder, (x, y), (tx, ty) = _write_fake_cifar10(tmp_path)
+    ds = data.load("cifar10", "train", root=tmp_path)
+    assert ds.images.shape == (10, 3, 32, 32) and ds.images.dtype == torch.uint8
+    assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == y.tolist()
+    assert ds.classes[1] == "automobile" and ds.num_classes == 10 and ds.coarse_labels is None
+    # layout: row = 1024 red, 1024 green, 1024 blue values, each 32x32 row-major
+    for r, c, h, w in [(0, 0, 0, 0), (3, 1, 5, 7), (9, 2, 31, 31), (6, 2, 0, 31), (7, 0, 31, 0)]:
+        assert ds.images[r, c, h, w].item() == x[r, c * 1024 + h * 32 + w]
+    te = data.load("cifar10", "test", root=folder)  # root may be the batches folder itself
+    assert te.images.shape == (3, 3, 32, 32) and te.labels.tolist() == ty.tolist()
+    assert torch.equal(te.images.reshape(3, -1), torch.from_numpy(tx))
+    sub = data.load("cifar10", "train", root=tmp_path, subset=4, seed=2)
+    assert torch.equal(sub.images, ds.images[torch.from_numpy(sub.indices)])
+
+
+def test_cifar10_known_pixel(tmp_path):
+    folder, _, _ = _write_fake_cifar10(tmp_path)
+    d = pickle.load(open(folder / "data_batch_2", "rb"), encoding="bytes")
+    d[b"data"][1, :] = 0
+    d[b"data"][1, 1024 + 3 * 32 + 4] = 200  # green, row 3, column 4 of the 2nd image of batch 2
+    _dump(d, folder / "data_batch_2")
+    ds = data.load("cifar10", "train", root=tmp_path)
+    img = ds.images[2 + 1]  # batches of 2 rows: batch 2 row 1 is overall row 3
+    assert img[1, 3, 4].item() == 200 and img.sum().item() == 200
+
+
+def test_cifar10_env_var(tmp_path, monkeypatch):
+    _write_fake_cifar10(tmp_path)
+    monkeypatch.setenv("MISLABEL_DATA", str(tmp_path))
+    assert data.cifar_folder("cifar10") == tmp_path / "cifar-10-batches-py"
+    assert len(data.load("cifar10", "test")) == 3
+
+
+def test_cifar_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MISLABEL_DATA", raising=False)
+    for name in ("cifar10", "cifar100"):
+        with pytest.raises(FileNotFoundError, match="download=True"):
+            data.load(name)
+    folder, _, _ = _write_fake_cifar10(tmp_path / "data")
+    (folder / "data_batch_4").unlink()
+    with pytest.raises(FileNotFoundError, match="data_batch_4"):
+        data.load("cifar10", "train")
+    assert len(data.load("cifar10", "test")) == 3  # test split still complete
+
+
+def test_cifar_corrupt_pickles(tmp_path):
+    folder, _, _ = _write_fake_cifar10(tmp_path)
+    (folder / "test_batch").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ValueError, match="test_batch"):
+        data.load("cifar10", "test", root=tmp_path)
+    # a pickle that would run code is refused, not executed
+    (folder / "test_batch").write_bytes(pickle.dumps(os.getcwd, protocol=2))  # any global outside NumPy
+    with pytest.raises(ValueError, match="refusing"):
+        data.load("cifar10", "test", root=tmp_path)
+    _dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, folder / "test_batch")
+    with pytest.raises(ValueError, match="3072"):
+        data.load("cifar10", "test", root=tmp_path)
+    _dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, folder / "test_batch")
+    with pytest.raises(ValueError, match="labels"):
+        data.load("cifar10", "test", root=tmp_path)
+    _dump({b"labels": [0, 1]}, folder / "test_batch")
+    with pytest.raises(ValueError, match="b'data'"):
+        data.load("cifar10", "test", root=tmp_path)
+
+
+# --------------------------------------------------------------------------- CIFAR-100
+def test_cifar100_tiny_pickles(tmp_path):
+    folder, written = _write_fake_cifar100(tmp_path)
+    ds = data.load("cifar100", "train", root=tmp_path)
+    x, fine, coarse = written["train"]
+    assert ds.images.shape == (6, 3, 32, 32) and ds.num_classes == 100
+    assert ds.labels.tolist() == fine.tolist()
+    assert ds.coarse_labels.dtype == torch.int64 and ds.coarse_labels.tolist() == coarse.tolist()
+    assert len(ds.coarse_classes) == 20 and ds.coarse_classes[3] == "coarse3" and ds.classes[42] == "fine42"
+    r, c, h, w = 4, 2, 17, 9
+    assert ds.images[r, c, h, w].item() == x[r, c * 1024 + h * 32 + w]
+    sub = data.load("cifar100", "test", root=folder, subset=2, seed=0)
+    assert sub.coarse_labels.tolist() == written["test"][2][sub.indices].tolist()
+
+
+# --------------------------------------------------------------------------- CIFAR download (faked) and extraction
+def _cifar10_archive(tmp_path):
+    src = tmp_path / "src"
+    _write_fake_cifar10(src)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return archive
+
+
+def test_cifar10_download_faked(tmp_path, monkeypatch):
+    archive = _cifar10_archive(tmp_path)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _FakeResponse(archive.read_bytes()))
+    dest = tmp_path / "dest"
+    # wrong checksum (the real one is for the official archive): error, nothing left behind
+    with pytest.raises(ValueError, match="MD5"):
+        data.load("cifar10", root=dest, download=True)
+    assert list(dest.iterdir()) == []
+    monkeypatch.setitem(data._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    ds = data.load("cifar10", "test", root=dest, download=True)
+    assert len(ds) == 3
+    assert sorted(p.name for p in dest.iterdir()) == ["cifar-10-batches-py"]
+
+
+def test_safe_extract_refuses_escaping_paths(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    with tarfile.open(bad, "w:gz") as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match="unsafe"):
+        data._safe_extract(bad, out)
+    assert not (tmp_path / "evil.txt").exists()
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/x")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(ValueError, match="unsafe"):
+        data._safe_extract(link, out)

@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import os
+
 PROFILES: dict[str, dict] = {
     "smoke": {
         "dataset": "fashion-mnist", "subset": 1200, "test_subset": 500, "model": "cnn", "epochs": 6,
@@ -25,13 +27,18 @@ PROFILES: dict[str, dict] = {
 }
 
 
-def get(profile: str, **overrides) -> dict:
+def get(profile: str | None = None, **overrides) -> dict:
     """Settings of ``profile`` with every non-None keyword in ``overrides`` replacing its entry.
+
+    ``profile=None`` reads the environment variable ``MISLABEL_PROFILE``
+    (default ``"cpu"``), which is how ``make smoke-book`` shrinks every chapter.
 
     Examples
     --------
     >>> cfg = get("cpu", epochs=30, subset=None)   # subset=None keeps the preset's value
     """
+    if profile is None:
+        profile = os.environ.get("MISLABEL_PROFILE", "cpu")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     cfg = dict(PROFILES[profile])

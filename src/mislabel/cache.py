@@ -39,7 +39,7 @@ def key_of(params: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None, enabled: bool = True) -> Path:
+def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None) -> Path:
     """Return the folder holding the result for ``params``, computing it on a miss.
 
     Parameters
@@ -52,8 +52,6 @@ def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=N
         Writes the result files into ``folder`` (a fresh temporary folder).
     cache_dir : path, optional
         Default :func:`default_dir`.
-    enabled : bool
-        False computes into a fresh temporary folder and never reuses anything.
 
     Returns
     -------
@@ -61,10 +59,6 @@ def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=N
         Folder containing the files ``compute`` wrote, plus ``params.json``.
     """
     root = Path(cache_dir) if cache_dir is not None else default_dir()
-    if not enabled:
-        tmp = Path(tempfile.mkdtemp(prefix=f"mislabel-{kind}-"))
-        compute(tmp)
-        return tmp
     final = root / kind / key_of(params)
     if (final / "params.json").is_file():
         return final

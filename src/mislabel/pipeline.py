@@ -7,7 +7,7 @@ key built from every argument that affects them.
 """
 from __future__ import annotations
 
-import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from . import cache as _cache
 from . import data as _data
 from . import noise as _noise
 from . import train as _train
+from ._utils import resolve_device
 from .detector import NoiseDetector
 from .dynamics import Dynamics
 
@@ -38,8 +39,8 @@ class Capture:
         Labels before corruption.
     underlying : ndarray of shape (N,), bool
         Flips of the first contamination of a twice-contaminated set (all False otherwise).
-    folder : pathlib.Path
-        Where the cached files live.
+    folder : pathlib.Path or None
+        Where the cached files live (None when caching was off).
     """
 
     dynamics: Dynamics
@@ -150,11 +151,20 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         write_history(run.history, folder / "history.csv")
         np.savez(folder / "labels.npz", clean=ds.labels.numpy(), underlying=under, indices=ds.indices)
 
-    folder = _cache.cached("capture", params, compute, cache_dir=cache_dir, enabled=cache)
-    dyn = Dynamics.load(folder / "dynamics.npz")
-    with np.load(folder / "labels.npz") as z:
-        clean, under_saved = z["clean"], z["underlying"]
-    return Capture(dyn, read_history(folder / "history.csv"), clean, under_saved, folder)
+    params["device_type"] = resolve_device(device).type  # CPU and GPU runs differ numerically
+    if not cache:
+        with tempfile.TemporaryDirectory(prefix="mislabel-capture-") as tmp:
+            compute(Path(tmp))
+            return _read_capture(Path(tmp), folder=None)
+    folder = _cache.cached("capture", params, compute, cache_dir=cache_dir)
+    return _read_capture(folder, folder)
+
+
+def _read_capture(src: Path, folder) -> Capture:
+    dyn = Dynamics.load(src / "dynamics.npz")
+    with np.load(src / "labels.npz") as z:
+        clean, under = z["clean"], z["underlying"]
+    return Capture(dyn, read_history(src / "history.csv"), clean, under, folder)
 
 
 def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 64, seed: int = 0,
@@ -174,7 +184,9 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
     NoiseDetector
     """
     items = captures if isinstance(captures, (list, tuple)) else [captures]
-    params = dict(captures=[c.folder.name for c in items], epochs=epochs, lr=lr, batch_size=batch_size,
+    if any(c.folder is None for c in items):
+        cache = False
+    params = dict(captures=[c.folder.name if c.folder else None for c in items], epochs=epochs, lr=lr, batch_size=batch_size,
                   seed=seed, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len)
 
     def compute(folder: Path) -> None:
@@ -183,7 +195,11 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
                 progress=progress)
         det.save(folder / "detector.pt")
 
-    folder = _cache.cached("detector", params, compute, cache_dir=cache_dir, enabled=cache)
+    if not cache:
+        with tempfile.TemporaryDirectory(prefix="mislabel-detector-") as tmp:
+            compute(Path(tmp))
+            return NoiseDetector.load(Path(tmp) / "detector.pt")
+    folder = _cache.cached("detector", params, compute, cache_dir=cache_dir)
     return NoiseDetector.load(folder / "detector.pt")
 
 

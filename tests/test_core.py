@@ -1,0 +1,389 @@
+"""Unit tests with hand-computed values for metrics, dynamics, recorder, detector, models and training."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import mislabel
+from mislabel import baselines, metrics, models, train
+from mislabel.detector import NoiseDetector, resample
+from mislabel.dynamics import Dynamics, DynamicsRecorder, interpolate_missing
+
+
+# ---------------------------------------------------------------- metrics
+def test_metrics_hand_computed():
+    s = [0.9, 0.8, 0.7, 0.6, 0.5]
+    f = [True, False, True, False, False]
+    r = metrics.evaluate(s, f)
+    assert r["map"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)      # precision 1 at recall .5, 2/3 at recall 1
+    assert r["roc_auc"] == pytest.approx(5 / 6)                   # 5 of 6 (pos, neg) pairs ordered right
+    assert r["precision_at_95"] == pytest.approx(2 / 3)           # both positives needed: top 3
+    assert r["precision_at_k"] == pytest.approx(0.5) and r["k"] == 2
+    assert r["noise_rate"] == pytest.approx(0.4)
+
+
+def test_precision_at_95_ties_enter_together():
+    assert metrics.precision_at_recall([1.0, 1.0, 0.0], [True, False, False]) == pytest.approx(0.5)
+    # 20 positives: recall 0.95 needs 19 of them
+    s = np.r_[np.linspace(1, 0.5, 19), 0.45, 0.4, np.linspace(0.3, 0, 9)]
+    f = np.r_[np.ones(19, bool), False, True, np.zeros(9, bool)]
+    assert metrics.precision_at_recall(s, f) == pytest.approx(1.0)
+    assert metrics.precision_at_recall(s, f, recall=1.0) == pytest.approx(20 / 21)
+
+
+def test_metrics_bad_input():
+    with pytest.raises(ValueError, match="must match"):
+        metrics.evaluate([0.1, 0.2], [True])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.evaluate([np.nan, 0.2], [True, False])
+    with pytest.raises(ValueError, match="empty"):
+        metrics.evaluate([], [])
+    with pytest.raises(ValueError, match="boolean"):
+        metrics.evaluate([0.1, 0.2], [2, 0])
+
+
+# ---------------------------------------------------------- interpolation
+def test_interpolation_is_per_sample():
+    nan = np.nan
+    v = np.array([[nan, 0.2, nan, 0.6, nan],
+                  [0.0, nan, nan, nan, 1.0],
+                  [0.5, 0.5, 0.5, 0.5, 0.5]], dtype=np.float32)
+    out = interpolate_missing(v)
+    np.testing.assert_allclose(out[0], [0.2, 0.2, 0.4, 0.6, 0.6], atol=1e-7)
+    np.testing.assert_allclose(out[1], [0.0, 0.25, 0.5, 0.75, 1.0], atol=1e-7)
+    np.testing.assert_array_equal(out[2], v[2])
+
+
+def test_interpolation_never_mixes_classes():
+    nan = np.nan
+    v = np.array([[[0.1, 0.9], [nan, nan], [0.3, 0.7]]], dtype=np.float32)  # (N=1, T=3, C=2)
+    out = interpolate_missing(v)
+    np.testing.assert_allclose(out[0, 1], [0.2, 0.8], atol=1e-7)
+
+
+# --------------------------------------------------------------- recorder
+def _naive_record(batches, N, T):
+    """Reference: a per-sample Python loop."""
+    probs = np.full((N, T), np.nan)
+    margins = np.full((N, T), np.nan)
+    for t, epoch in enumerate(batches):
+        for logits, labels, ids in epoch:
+            for row, y, i in zip(logits.numpy().astype(np.float64), labels.tolist(), ids.tolist()):
+                e = np.exp(row - row.max())
+                probs[i, t] = e[y] / e.sum()
+                others = np.delete(row, y)
+                margins[i, t] = row[y] - others.max()
+    return probs, margins
+
+
+def test_recorder_matches_naive_loop():
+    g = torch.Generator().manual_seed(0)
+    N, C, T = 37, 5, 3
+    labels = torch.randint(0, C, (N,), generator=g)
+    batches = []
+    for _ in range(T):
+        perm = torch.randperm(N, generator=g)
+        epoch = []
+        for i in range(0, N, 8):
+            ids = perm[i:i + 8]
+            epoch.append((torch.randn(len(ids), C, generator=g) * 3, labels[ids], ids))
+        batches.append(epoch)
+    rec = DynamicsRecorder(N, num_classes=C, store_full=True)
+    for epoch in batches:
+        for logits, y, ids in epoch:
+            rec.update(logits, y, ids)
+        rec.next_epoch()
+    dyn = rec.result()
+    ref_p, ref_m = _naive_record(batches, N, T)
+    assert dyn.probs.shape == (N, T) and dyn.probs.dtype == np.float32
+    np.testing.assert_allclose(dyn.probs, ref_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dyn.margins, ref_m, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(dyn.labels, labels.numpy())
+    assert dyn.full.shape == (N, T, C)
+    np.testing.assert_allclose(np.take_along_axis(dyn.full.astype(np.float32), labels.numpy()[:, None, None]
+                                                  .repeat(T, 1), axis=2)[..., 0], ref_p, atol=2e-3)
+    assert dyn.meta["epochs"] == T
+
+
+def test_recorder_interpolates_missing_samples_and_grows():
+    rec = DynamicsRecorder(3, capacity=1)
+    big = 5.0
+    for t, seen in enumerate([[0, 1, 2], [0, 2], [0, 1, 2]]):
+        logits = torch.zeros(len(seen), 2)
+        logits[:, 0] = float(t)  # class 0 logit grows: p0 = sigmoid(t)
+        rec.update(logits, torch.zeros(len(seen), dtype=torch.long), torch.tensor(seen))
+        rec.next_epoch()
+    dyn = rec.result()
+    sig = 1 / (1 + np.exp(-np.arange(3.0)))
+    np.testing.assert_allclose(dyn.probs[0], sig, rtol=1e-6)
+    np.testing.assert_allclose(dyn.probs[1], [sig[0], (sig[0] + sig[2]) / 2, sig[2]], rtol=1e-6)
+    assert big  # keep flake quiet
+
+
+def test_recorder_bad_input():
+    rec = DynamicsRecorder(4)
+    with pytest.raises(ValueError, match="sample_ids must be in"):
+        rec.update(torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="labels must be in"):
+        rec.update(torch.zeros(2, 3), torch.tensor([0, 3]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="shape"):
+        rec.update(torch.zeros(2, 3), torch.tensor([0, 1, 2]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="2-D"):
+        rec.update(torch.zeros(2), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="NaN"):
+        rec.update(torch.tensor([[np.nan, 0.0]]), torch.tensor([0]), torch.tensor([0]))
+    with pytest.raises(RuntimeError, match="no update"):
+        rec.next_epoch()
+    with pytest.raises(ValueError, match="positive integer"):
+        DynamicsRecorder(0)
+    rec.update(torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="never recorded"):
+        rec.result()
+
+
+# --------------------------------------------------------------- Dynamics
+def _dyn(N=20, T=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return Dynamics(rng.random((N, T), dtype=np.float32), rng.integers(0, 3, N), rng.random(N) < 0.3,
+                    rng.normal(size=(N, T)).astype(np.float32), None, {"dataset": "x", "epochs": T})
+
+
+def test_dynamics_save_load_round_trip(tmp_path):
+    d = _dyn()
+    p = d.save(tmp_path / "d.npz")
+    e = Dynamics.load(p)
+    np.testing.assert_array_equal(d.probs, e.probs)
+    np.testing.assert_array_equal(d.labels, e.labels)
+    np.testing.assert_array_equal(d.is_flipped, e.is_flipped)
+    np.testing.assert_array_equal(d.margins, e.margins)
+    assert e.meta == d.meta and e.full is None
+    assert [f.name for f in tmp_path.iterdir()] == ["d.npz"]  # no temp files left
+
+
+@pytest.mark.parametrize("probs, msg", [
+    (np.ones((3,)), "2-D"), (np.full((2, 3), 1.5), r"\[0, 1\]"), (np.full((2, 3), np.nan), "NaN"),
+    (np.zeros((0, 3)), "empty"), (np.array([["a", "b"]]), "floating"),
+])
+def test_dynamics_rejects_bad_probs(probs, msg):
+    with pytest.raises(ValueError, match=msg):
+        Dynamics(probs, np.zeros(len(probs), dtype=np.int64))
+
+
+def test_dynamics_rejects_mismatch_and_bad_labels():
+    with pytest.raises(ValueError, match="must match"):
+        Dynamics(np.zeros((3, 2)), np.zeros(2, dtype=np.int64))
+    with pytest.raises(ValueError, match="negative"):
+        Dynamics(np.zeros((2, 2)), np.array([0, -1]))
+    with pytest.raises(ValueError, match="is_flipped"):
+        Dynamics(np.zeros((2, 2)), np.array([0, 1]), is_flipped=np.array([True]))
+
+
+def test_dynamics_load_rejects_foreign_and_corrupt(tmp_path):
+    np.savez(tmp_path / "foreign.npz", probs=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="not a mislabel dynamics file"):
+        Dynamics.load(tmp_path / "foreign.npz")
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match="not a readable"):
+        Dynamics.load(tmp_path / "corrupt.npz")
+    with pytest.raises(FileNotFoundError, match="capture"):
+        Dynamics.load(tmp_path / "missing.npz")
+    d = _dyn()
+    d.save(tmp_path / "v.npz")
+    with np.load(tmp_path / "v.npz") as z:
+        content = dict(z)
+    content["format_version"] = np.array(99)
+    np.savez(tmp_path / "v99.npz", **content)
+    with pytest.raises(ValueError, match="version 99"):
+        Dynamics.load(tmp_path / "v99.npz")
+    content["format_version"] = np.array(1)
+    content["probs"] = content["probs"] * 3
+    np.savez(tmp_path / "range.npz", **content)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Dynamics.load(tmp_path / "range.npz")
+
+
+def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    d = _dyn()
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError):
+        d.save(tmp_path / "d.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aum_is_negated_mean_margin():
+    d = Dynamics(np.full((2, 2), 0.5), np.array([0, 1]), margins=np.array([[1.0, 3.0], [-2.0, 0.0]]))
+    np.testing.assert_allclose(baselines.aum(d), [-2.0, 1.0])
+
+
+# --------------------------------------------------------------- detector
+def test_resample_linear():
+    np.testing.assert_allclose(resample(np.array([[0.0, 1.0]]), 3), [[0.0, 0.5, 1.0]])
+    np.testing.assert_allclose(resample(np.array([[0.0, 0.5, 1.0]]), 2), [[0.0, 1.0]])
+    np.testing.assert_allclose(resample(np.array([[0.3]]), 4), [[0.3] * 4])
+
+
+def _separable(N=400, T=8, seed=0):
+    rng = np.random.default_rng(seed)
+    flipped = rng.random(N) < 0.3
+    base = np.where(flipped[:, None], 0.2, 0.8) + rng.normal(0, 0.15, (N, T))
+    return Dynamics(np.clip(base, 0, 1).astype(np.float32), np.zeros(N, dtype=np.int64), flipped)
+
+
+def test_detector_learns_and_round_trips(tmp_path):
+    train_d, test_d = _separable(seed=0), _separable(seed=1)
+    det = NoiseDetector(hidden_size=16).fit(train_d, epochs=3, progress=False)
+    s = det.score(test_d)
+    assert s.shape == (400,) and s.dtype == np.float32
+    assert metrics.evaluate(s, test_d.is_flipped)["map"] > 0.9
+    det.save(tmp_path / "det.pt")
+    again = NoiseDetector.load(tmp_path / "det.pt")
+    np.testing.assert_array_equal(again.score(test_d), s)
+    assert again.info["stages"][0]["best_val_ap"] > 0.9
+    # any length: a 20-epoch sequence is resampled to the training length
+    longer = Dynamics(resample(test_d.probs, 20), test_d.labels)
+    assert metrics.evaluate(again.score(longer), test_d.is_flipped)["map"] > 0.9
+    # checkpoints load with weights_only=True
+    payload = torch.load(tmp_path / "det.pt", weights_only=True)
+    assert payload["format"] == "mislabel-detector"
+
+
+def test_fine_tune_never_worse_on_validation():
+    det = NoiseDetector(hidden_size=8).fit(_separable(seed=0), epochs=1, progress=False)
+    before = det.info["stages"][0]["best_val_ap"]
+    det.fine_tune(_separable(seed=2), epochs=1, progress=False)
+    assert det.info["stages"][-1]["stage"] == "fine_tune"
+    assert len(det.info["stages"]) == 2 and before > 0
+
+
+def test_detector_bad_input(tmp_path):
+    det = NoiseDetector()
+    with pytest.raises(RuntimeError, match="untrained"):
+        det.score(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="both flipped and clean"):
+        det.fit(np.full((5, 3), 0.5, dtype=np.float32), np.zeros(5, bool), progress=False)
+    with pytest.raises(ValueError, match="is_flipped is required"):
+        det.fit(np.full((5, 3), 0.5, dtype=np.float32), progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        det.fit(np.full((5, 3), 2.0, dtype=np.float32), np.array([1, 0, 0, 0, 1], bool), progress=False)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a mislabel detector"):
+        NoiseDetector.load(tmp_path / "foreign.pt")
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00\x01garbage")
+    with pytest.raises(ValueError, match="not a loadable"):
+        NoiseDetector.load(tmp_path / "corrupt.pt")
+    with pytest.raises(FileNotFoundError):
+        NoiseDetector.load(tmp_path / "none.pt")
+
+
+# ---------------------------------------------------------- models, train
+def test_models_build_shapes():
+    x = torch.zeros(2, 3, 32, 32)
+    r = models.build("resnet32", 3, 10, 32)
+    assert r(x).shape == (2, 10)
+    n_params = sum(p.numel() for p in r.parameters())
+    assert 460_000 < n_params < 470_000  # He et al.: 0.46M
+    assert models.build("cnn", 1, 7, 28)(torch.zeros(2, 1, 28, 28)).shape == (2, 7)
+    assert models.build("cnn", 1, 10, 8)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert models.build("mlp", 1, 10, 8)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build("vgg", 3, 10)
+
+
+def test_random_crop_flip_is_a_shifted_copy():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
+    g = torch.Generator().manual_seed(0)
+    y = train.random_crop_flip(x, pad=1, flip=False, generator=g)
+    assert y.shape == x.shape
+    for b in range(2):  # every crop is a window of the zero-padded image
+        xp = torch.nn.functional.pad(x[b], (1, 1, 1, 1))
+        assert any(torch.equal(xp[:, i:i + 4, j:j + 4], y[b]) for i in range(3) for j in range(3))
+    z = train.random_crop_flip(x, pad=0, flip=True, generator=g)
+    for b in range(2):
+        assert torch.equal(z[b], x[b]) or torch.equal(z[b], x[b].flip(2))
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return mislabel.data.load("synthetic", split="train", subset=600, seed=0)
+
+
+def test_fit_is_deterministic_and_records(synth):
+    noisy, flipped = mislabel.noise.symmetric(synth.labels, rate=0.3, num_classes=10, seed=0)
+    kw = dict(epochs=3, batch_size=64, lr=0.05, progress=False, is_flipped=flipped)
+    a = train.fit("cnn", synth.images, noisy, seed=1, **kw)
+    b = train.fit("cnn", synth.images, noisy, seed=1, **kw)
+    c = train.fit("cnn", synth.images, noisy, seed=2, **kw)
+    assert a.dynamics.probs.shape == (600, 3)
+    np.testing.assert_array_equal(a.dynamics.probs, b.dynamics.probs)
+    assert not np.array_equal(a.dynamics.probs, c.dynamics.probs)
+    np.testing.assert_array_equal(a.dynamics.labels, noisy)
+    assert a.dynamics.meta["record"] == "train" and a.dynamics.meta["epochs"] == 3
+    assert set(a.history) >= {"train_loss", "train_acc", "test_acc", "lr"}
+    ev = train.fit("mlp", synth.images, noisy, record="eval", seed=1, **kw)
+    assert ev.dynamics.meta["record"] == "eval" and ev.dynamics.probs.shape == (600, 3)
+    none = train.fit("mlp", synth.images, noisy, record=None, seed=1, **kw)
+    assert none.dynamics is None
+
+
+def test_lr_schedule_drops_at_half_and_three_quarters(synth):
+    run = train.fit("mlp", synth.images[:64], synth.labels[:64], epochs=8, lr=0.1, record=None, progress=False)
+    np.testing.assert_allclose(run.history["lr"], [0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+
+
+def test_fit_bad_input(synth):
+    with pytest.raises(ValueError, match="must match"):
+        train.fit("mlp", synth.images[:10], synth.labels[:9], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        train.fit("mlp", synth.images[:0], synth.labels[:0], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="record"):
+        train.fit("mlp", synth.images[:10], synth.labels[:10], epochs=1, record="both", progress=False)
+    with pytest.raises(ValueError, match="4-D"):
+        train.fit("mlp", synth.images[:10, 0], synth.labels[:10], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="unknown model"):
+        train.fit("transformer", synth.images[:10], synth.labels[:10], epochs=1, progress=False)
+
+
+def test_user_loop_with_recorder(synth):
+    """The README's own-loop recipe: a plain PyTorch loop plus three recorder calls."""
+    model = models.build("mlp", 1, 10, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = synth.images.float() / 255
+    rec = mislabel.DynamicsRecorder(num_samples=len(x))
+    for _ in range(2):
+        for ids in torch.randperm(len(x)).split(50):
+            logits = model(x[ids])
+            loss = torch.nn.functional.cross_entropy(logits, synth.labels[ids])
+            opt.zero_grad(); loss.backward(); opt.step()
+            rec.update(logits, synth.labels[ids], ids)
+        rec.next_epoch()
+    dyn = rec.result()
+    assert dyn.probs.shape == (600, 2)
+    np.testing.assert_array_equal(dyn.labels, synth.labels.numpy())
+
+
+def test_profiles():
+    assert mislabel.profiles.get("smoke", epochs=3)["epochs"] == 3
+    assert mislabel.profiles.get("cpu", subset=None)["subset"] == mislabel.profiles.PROFILES["cpu"]["subset"]
+    with pytest.raises(ValueError, match="unknown profile"):
+        mislabel.profiles.get("huge")
+
+
+def test_cache_keys_change_with_every_input(tmp_path):
+    calls = []
+    def compute(folder):
+        calls.append(1)
+        (folder / "x.txt").write_text("hi")
+    a = mislabel.cache.cached("t", {"a": 1}, compute, cache_dir=tmp_path)
+    b = mislabel.cache.cached("t", {"a": 1}, compute, cache_dir=tmp_path)
+    c = mislabel.cache.cached("t", {"a": 2}, compute, cache_dir=tmp_path)
+    assert a == b != c and len(calls) == 2
+    def broken(folder):
+        (folder / "half.txt").write_text("partial")
+        raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError):
+        mislabel.cache.cached("t", {"a": 3}, broken, cache_dir=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == sorted([a.name, c.name])

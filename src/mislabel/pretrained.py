@@ -1,0 +1,51 @@
+"""Recipe of the shipped (pretrained) detector, defined once.
+
+The detector in ``mislabel/weights/detector.pt`` is trained on a pool of
+Fashion-MNIST training-split captures that mix noise kinds (symmetric and
+i -> i+1 asymmetric), noise rates (10-50%), run lengths (8-40 epochs) and
+architectures (CNN, MLP), all resampled to ``SEQ_LEN`` points. Mixing run
+lengths teaches it to read "relative training time", so users' 10-, 30- or
+200-epoch runs are all in range. ``scripts/train_pretrained.py`` regenerates
+the weights and the model-card numbers.
+"""
+from __future__ import annotations
+
+from . import pipeline
+from .detector import NoiseDetector
+
+SEQ_LEN = 32
+SUBSET = 6000
+DETECTOR_EPOCHS = 8
+DETECTOR_LR = 0.01
+DETECTOR_SEED = 0
+
+#: one dict per capture: keyword arguments of :func:`mislabel.pipeline.capture`
+RECIPE: list[dict] = [
+    {"noise": noise, "rate": rate, "epochs": epochs, "model": model, "noise_seed": 100 + i, "data_seed": i, "seed": i}
+    for i, (noise, rate, epochs, model) in enumerate([
+        ("symmetric", 0.1, 12, "cnn"), ("symmetric", 0.3, 24, "cnn"), ("symmetric", 0.5, 16, "mlp"),
+        ("symmetric", 0.2, 40, "mlp"), ("symmetric", 0.4, 8, "cnn"), ("asymmetric", 0.1, 16, "cnn"),
+        ("asymmetric", 0.3, 12, "mlp"), ("asymmetric", 0.2, 24, "cnn"), ("asymmetric", 0.4, 40, "mlp"),
+        ("symmetric", 0.3, 30, "cnn"), ("asymmetric", 0.3, 30, "cnn"), ("symmetric", 0.2, 10, "mlp"),
+    ])
+]
+
+
+def reference_captures(progress: bool = True, cache_dir=None, subset: int = SUBSET, recipe=None) -> list:
+    """Run (or load from cache) every capture of the recipe on the Fashion-MNIST training split."""
+    out = []
+    for spec in (recipe or RECIPE):
+        out.append(pipeline.capture("fashion-mnist", subset=subset, lr=0.05, test_subset=0,
+                                    progress=progress, cache_dir=cache_dir, **spec))
+    return out
+
+
+def train_reference(progress: bool = True, cache_dir=None, seq_len: int = SEQ_LEN, subset: int = SUBSET,
+                    recipe=None, epochs: int = DETECTOR_EPOCHS) -> NoiseDetector:
+    """Train the reference detector from the recipe (deterministic for a given machine)."""
+    caps = reference_captures(progress, cache_dir, subset, recipe)
+    det = NoiseDetector(seq_len=seq_len)
+    det.fit([c.dynamics for c in caps], epochs=epochs, lr=DETECTOR_LR, seed=DETECTOR_SEED, progress=progress)
+    det.info["training_data"] = [dict(dataset="fashion-mnist", split="train", subset=subset, **spec)
+                                 for spec in (recipe or RECIPE)]
+    return det

@@ -82,9 +82,11 @@ def corrupt(labels, *, noise: str, rate: float, num_classes: int, seed: int, und
     return noisy, synth, np.zeros(len(labels), bool)
 
 
-def _groups_for(ds) -> np.ndarray | None:
+def _groups_for(ds, root=None) -> np.ndarray | None:
+    """Fine class -> super-class map; from the full split, since a subset may miss some classes."""
     if ds.coarse_labels is not None:
-        return _noise.groups_from_coarse(ds.labels, ds.coarse_labels, ds.num_classes)
+        full = _data.load(ds.name, split="train", root=root)
+        return _noise.groups_from_coarse(full.labels, full.coarse_labels, full.num_classes)
     if ds.name == "fashion-mnist":
         return np.asarray(_noise.FASHION_MNIST_GROUPS)
     return None
@@ -134,7 +136,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
     ds = _data.load(dataset, split="train", root=root, subset=subset, seed=data_seed)
     noisy, synth, under = corrupt(ds.labels.numpy(), noise=noise, rate=rate, num_classes=ds.num_classes,
                                   seed=noise_seed, underlying_rate=underlying_rate,
-                                  groups=_groups_for(ds) if noise == "superclass" else None, mapping=mapping)
+                                  groups=_groups_for(ds, root) if noise == "superclass" else None, mapping=mapping)
 
     def compute(folder: Path) -> None:
         test = None

@@ -15,6 +15,17 @@ input sequence onto ``seq_len`` points spread over the same relative training
 time (:func:`resample`). A 10-epoch and a 200-epoch run are thus both read as
 "from start to end of training". With ``resample=False`` sequences are fed as
 they are.
+
+Input features
+--------------
+``features="prob"`` (the paper's choice, default) feeds the given-label
+probability only. ``features="prob+margin"`` adds a second channel,
+``sigmoid(margin)`` where margin is the given-label logit minus the largest
+other logit (the quantity AUM averages). ``sigmoid(z_y - z_k)`` equals
+``p_y / (p_y + p_k)``: the given label's probability against its strongest
+competitor, bounded in (0, 1) and free of the logit scale, so it transfers
+across models. It costs one number per sample and epoch whatever the number of
+classes, and is recorded by default (``DynamicsRecorder(margins=True)``).
 """
 from __future__ import annotations
 
@@ -41,17 +52,17 @@ def resample(probs: np.ndarray, length: int) -> np.ndarray:
 
     Parameters
     ----------
-    probs : ndarray of shape (N, T), float
+    probs : ndarray of shape (N, T) or (N, T, F), float
     length : int
         Target number of points L.
 
     Returns
     -------
-    ndarray of shape (N, L), float32
+    ndarray of shape (N, L) or (N, L, F), float32
         Unchanged (as float32) when ``T == L``. A single-epoch input is repeated.
     """
     p = np.asarray(probs, dtype=np.float32)
-    N, T = p.shape
+    T = p.shape[1]
     if T == length:
         return p
     if T == 1:
@@ -59,31 +70,54 @@ def resample(probs: np.ndarray, length: int) -> np.ndarray:
     pos = np.linspace(0.0, T - 1, length)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, T - 1)
-    w = (pos - lo).astype(np.float32)
+    w = (pos - lo).astype(np.float32).reshape((1, length) + (1,) * (p.ndim - 2))
     return p[:, lo] * (1.0 - w) + p[:, hi] * w
 
 
+FEATURES = ("prob", "prob+margin")
+
+
 class _LSTMNet(nn.Module):
-    def __init__(self, hidden_size: int, num_layers: int) -> None:
+    def __init__(self, hidden_size: int, num_layers: int, input_size: int = 1) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(1, hidden_size, num_layers, batch_first=True)
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T) float32
-        out, _ = self.lstm(x.unsqueeze(-1))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, F) float32
+        out, _ = self.lstm(x)
         return self.head(out[:, -1])
 
 
-def _as_sequences(dynamics) -> tuple[np.ndarray, np.ndarray | None]:
-    """Accept Dynamics or an (N, T) array; return (probs float32, is_flipped or None)."""
-    if isinstance(dynamics, Dynamics):
-        return dynamics.probs, dynamics.is_flipped
+def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarray | None]:
+    """Detector input of ``dynamics``.
+
+    Parameters
+    ----------
+    dynamics : Dynamics or ndarray of shape (N, T)
+        A bare array is read as given-label probabilities (only ``features="prob"``).
+    features : {"prob", "prob+margin"}
+
+    Returns
+    -------
+    x : ndarray of shape (N, T, F), float32
+        F = 1 (probability) or 2 (probability, sigmoid of the AUM margin).
+    is_flipped : ndarray of shape (N,), bool, or None
+    """
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
     if isinstance(dynamics, torch.Tensor):
         dynamics = dynamics.detach().cpu().numpy()
     if isinstance(dynamics, np.ndarray):
-        d = Dynamics(dynamics, np.zeros(len(dynamics), dtype=np.int64))  # validates shape and range
-        return d.probs, None
-    raise ValueError(f"expected a Dynamics or an (N, T) array of probabilities, got {type(dynamics).__name__}")
+        dynamics = Dynamics(dynamics, np.zeros(len(dynamics), dtype=np.int64))  # validates shape and range
+    elif not isinstance(dynamics, Dynamics):
+        raise ValueError(f"expected a Dynamics or an (N, T) array of probabilities, got {type(dynamics).__name__}")
+    if features == "prob":
+        return dynamics.probs[:, :, None], dynamics.is_flipped
+    if dynamics.margins is None:
+        raise ValueError("this detector reads margins (features='prob+margin') but the dynamics carry none; "
+                         "record with DynamicsRecorder(margins=True) or use a features='prob' detector")
+    rel = 1.0 / (1.0 + np.exp(-np.clip(dynamics.margins, -50, 50)))
+    return np.stack([dynamics.probs, rel.astype(np.float32)], axis=2), dynamics.is_flipped
 
 
 class NoiseDetector:
@@ -99,22 +133,31 @@ class NoiseDetector:
         Length every sequence is resampled to; default: set by the first ``fit``.
     resample : bool
         Resample inputs of other lengths onto ``seq_len`` (see module docstring).
+    features : {"prob", "prob+margin"}
+        Input channels (see module docstring); "prob" is the paper's detector.
     device : str, optional
         Where to train and score; default CPU (the LSTM is small; CPU is fast enough).
     """
 
     def __init__(self, hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
-                 resample: bool = True, device=None) -> None:
+                 resample: bool = True, features: str = "prob", device=None) -> None:
         if hidden_size < 1 or num_layers < 1:
             raise ValueError("hidden_size and num_layers must be positive")
         self.config = {"hidden_size": int(hidden_size), "num_layers": int(num_layers),
-                       "seq_len": None if seq_len is None else int(seq_len), "resample": bool(resample)}
+                       "seq_len": None if seq_len is None else int(seq_len), "resample": bool(resample),
+                       "features": features}
+        if features not in FEATURES:
+            raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
         self.device = resolve_device(device or "cpu")
-        self.net = _LSTMNet(hidden_size, num_layers).to(self.device)
+        self.net = self._new_net()
         self.info: dict = {}
         self.history: dict = {}
 
     # -- helpers -------------------------------------------------------------
+    def _new_net(self) -> _LSTMNet:
+        c = self.config
+        return _LSTMNet(c["hidden_size"], c["num_layers"], 1 if c["features"] == "prob" else 2).to(self.device)
+
     @property
     def seq_len(self) -> int | None:
         return self.config["seq_len"]
@@ -134,7 +177,7 @@ class NoiseDetector:
             raise ValueError("pass one is_flipped per dynamics")
         xs, ys = [], []
         for d, f in zip(items, flips):
-            probs, known = _as_sequences(d)
+            probs, known = features_of(d, self.config["features"])
             f = known if f is None else np.asarray(f.cpu() if isinstance(f, torch.Tensor) else f)
             if f is None:
                 raise ValueError("is_flipped is required: pass it, or use Dynamics that carry is_flipped")
@@ -184,7 +227,7 @@ class NoiseDetector:
         self
         """
         set_seed(seed)
-        self.net = _LSTMNet(self.config["hidden_size"], self.config["num_layers"]).to(self.device)
+        self.net = self._new_net()
         return self._train(dynamics, is_flipped, epochs, lr, batch_size, weight_decay, val_fraction, seed,
                            progress, stage="fit")
 
@@ -295,7 +338,7 @@ class NoiseDetector:
         """
         if self.seq_len is None:
             raise RuntimeError("this detector is untrained; call fit(), load() or NoiseDetector.pretrained()")
-        probs, _ = _as_sequences(dynamics)
+        probs, _ = features_of(dynamics, self.config["features"])
         x = torch.as_tensor(self._prepare(probs), device=self.device)
         return self._score_tensor(x, batch_size)
 
@@ -337,7 +380,8 @@ class NoiseDetector:
             raise ValueError(f"{path} has checkpoint version {payload.get('format_version')}; "
                              f"this library reads version {CHECKPOINT_VERSION}")
         cfg = payload["config"]
-        det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"], device=device)
+        det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"],
+                  cfg.get("features", "prob"), device=device)
         try:
             det.net.load_state_dict(payload["state_dict"])
         except (RuntimeError, KeyError) as exc:

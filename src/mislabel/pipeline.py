@@ -95,7 +95,8 @@ def _groups_for(ds, root=None) -> np.ndarray | None:
 def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_seed: int = 0,
             noise: str = "symmetric", rate: float = 0.4, noise_seed: int = 0, underlying_rate: float = 0.0,
             mapping: str = "next", model: str = "cnn", epochs: int = 10, record: str = "train", seed: int = 0,
-            batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4, test_subset: int | None = None,
+            batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4, milestones=(0.5, 0.75),
+            augment: bool = True, test_subset: int | None = None,
             root=None, device=None, amp: bool = False, store_full: bool = False, progress: bool = True,
             cache: bool = True, cache_dir=None) -> Capture:
     """Load ``dataset``, corrupt its labels, train ``model`` and record training dynamics (cached).
@@ -116,8 +117,10 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         "underlying" noise, then ``rate`` synthesized noise on other samples.
     mapping : str
         Asymmetric mapping name (see :func:`mislabel.noise.asymmetric`).
-    model, epochs, record, seed, batch_size, lr, weight_decay, device, amp, store_full
-        Passed to :func:`mislabel.train.fit`.
+    model, epochs, record, seed, batch_size, lr, weight_decay, milestones, device, amp, store_full
+        Passed to :func:`mislabel.train.fit` (``milestones=()`` keeps the learning rate constant).
+    augment : bool
+        Batched random crop and flip (``train.default_augment``); False trains on the raw images.
     test_subset : int, optional
         Size of the test split used to log test accuracy; 0 disables it.
     root : path, optional
@@ -133,6 +136,12 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
                   noise_seed=noise_seed, underlying_rate=float(underlying_rate), mapping=mapping, model=model,
                   epochs=epochs, record=record, seed=seed, batch_size=batch_size, lr=lr,
                   weight_decay=weight_decay, test_subset=test_subset, store_full=store_full, amp=amp)
+    # settings added after the first release enter the key only when they differ from their
+    # defaults, so earlier cache entries (made with the defaults) stay valid
+    if tuple(milestones) != (0.5, 0.75):
+        params["milestones"] = list(milestones)
+    if not augment:
+        params["augment"] = False
     ds = _data.load(dataset, split="train", root=root, subset=subset, seed=data_seed)
     noisy, synth, under = corrupt(ds.labels.numpy(), noise=noise, rate=rate, num_classes=ds.num_classes,
                                   seed=noise_seed, underlying_rate=underlying_rate,
@@ -145,7 +154,8 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         meta = {"dataset": dataset, "subset": subset, "noise": noise, "rate": float(rate),
                 "noise_seed": noise_seed, "underlying_rate": float(underlying_rate), "classes": list(ds.classes)}
         run = _train.fit(model, ds.images, noisy, epochs=epochs, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, record=record, seed=seed, device=device, amp=amp,
+                         weight_decay=weight_decay, milestones=milestones, augment="auto" if augment else None,
+                         record=record, seed=seed, device=device, amp=amp,
                          num_classes=ds.num_classes, test_images=None if test is None else test.images,
                          test_labels=None if test is None else test.labels, is_flipped=synth,
                          store_full=store_full, meta=meta, progress=progress)

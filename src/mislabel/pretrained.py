@@ -2,8 +2,12 @@
 
 The detector in ``mislabel/weights/detector.pt`` is trained on a pool of
 Fashion-MNIST training-split captures that mix noise kinds (symmetric and
-i -> i+1 asymmetric), noise rates (10-50%), run lengths (8-40 epochs) and
-architectures (CNN, MLP), all resampled to ``SEQ_LEN`` points. Mixing run
+i -> i+1 asymmetric), noise rates (10-50%), run lengths (8-40 epochs),
+architectures (CNN, MLP) and schedules (step decay with augmentation, and
+constant learning rate without augmentation as in a plain user loop), all
+resampled to ``SEQ_LEN`` points. It reads two channels per epoch
+(``FEATURES = "prob+margin"``: given-label probability and the sigmoid of the
+AUM margin), which measured better than probability alone on held-out data. Mixing run
 lengths teaches it to read "relative training time", so users' 10-, 30- or
 200-epoch runs are all in range. ``scripts/train_pretrained.py`` regenerates
 the weights and the model-card numbers.
@@ -14,6 +18,7 @@ from . import pipeline
 from .detector import NoiseDetector
 
 SEQ_LEN = 32
+FEATURES = "prob+margin"
 SUBSET = 6000
 DETECTOR_EPOCHS = 8
 DETECTOR_LR = 0.01
@@ -27,6 +32,14 @@ RECIPE: list[dict] = [
         ("symmetric", 0.2, 40, "mlp"), ("symmetric", 0.4, 8, "cnn"), ("asymmetric", 0.1, 16, "cnn"),
         ("asymmetric", 0.3, 12, "mlp"), ("asymmetric", 0.2, 24, "cnn"), ("asymmetric", 0.4, 40, "mlp"),
         ("symmetric", 0.3, 30, "cnn"), ("asymmetric", 0.3, 30, "cnn"), ("symmetric", 0.2, 10, "mlp"),
+    ])
+] + [
+    # plain-loop style runs: constant learning rate, no augmentation (what many users write)
+    {"noise": noise, "rate": rate, "epochs": epochs, "model": model, "noise_seed": 200 + i, "data_seed": 20 + i,
+     "seed": 20 + i, "milestones": (), "augment": False}
+    for i, (noise, rate, epochs, model) in enumerate([
+        ("symmetric", 0.2, 30, "mlp"), ("symmetric", 0.4, 15, "cnn"), ("asymmetric", 0.2, 20, "mlp"),
+        ("asymmetric", 0.4, 30, "mlp"), ("symmetric", 0.1, 40, "mlp"), ("asymmetric", 0.3, 12, "cnn"),
     ])
 ]
 
@@ -44,8 +57,11 @@ def train_reference(progress: bool = True, cache_dir=None, seq_len: int = SEQ_LE
                     recipe=None, epochs: int = DETECTOR_EPOCHS) -> NoiseDetector:
     """Train the reference detector from the recipe (deterministic for a given machine)."""
     caps = reference_captures(progress, cache_dir, subset, recipe)
-    det = NoiseDetector(seq_len=seq_len)
+    det = NoiseDetector(seq_len=seq_len, features=FEATURES)
     det.fit([c.dynamics for c in caps], epochs=epochs, lr=DETECTOR_LR, seed=DETECTOR_SEED, progress=progress)
     det.info["training_data"] = [dict(dataset="fashion-mnist", split="train", subset=subset, **spec)
                                  for spec in (recipe or RECIPE)]
+    for row in det.info["training_data"]:
+        if "milestones" in row:
+            row["milestones"] = list(row["milestones"])
     return det

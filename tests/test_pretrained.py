@@ -1,0 +1,106 @@
+"""The shipped detector: loads with weights_only=True and scores exactly like an independent reference."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mislabel
+from mislabel import baselines, metrics
+from mislabel.detector import resample
+
+WEIGHTS = Path(mislabel.__file__).parent / "weights"
+
+
+def numpy_lstm_scores(state: dict, x: np.ndarray, num_layers: int) -> np.ndarray:
+    """Reference forward pass written from the LSTM equations (gate order i, f, g, o, as in PyTorch).
+
+    x : (N, T, F) input channels.
+    """
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    h_seq = x.astype(np.float64)
+    for layer in range(num_layers):
+        W_ih = state[f"lstm.weight_ih_l{layer}"].double().numpy()
+        W_hh = state[f"lstm.weight_hh_l{layer}"].double().numpy()
+        b = (state[f"lstm.bias_ih_l{layer}"] + state[f"lstm.bias_hh_l{layer}"]).double().numpy()
+        H = W_hh.shape[1]
+        N, T, _ = h_seq.shape
+        h, c = np.zeros((N, H)), np.zeros((N, H))
+        outs = []
+        for t in range(T):
+            z = h_seq[:, t] @ W_ih.T + h @ W_hh.T + b
+            i, f, g, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            outs.append(h)
+        h_seq = np.stack(outs, 1)
+    logits = h_seq[:, -1] @ state["head.weight"].double().numpy().T + state["head.bias"].double().numpy()
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return (e[:, 1] / e.sum(1)).astype(np.float32)
+
+
+def test_shipped_weights_load_with_weights_only_and_match_reference():
+    path = WEIGHTS / "detector.pt"
+    assert path.is_file(), "the package must ship mislabel/weights/detector.pt (scripts/train_pretrained.py)"
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "mislabel-detector"
+    det = mislabel.NoiseDetector.pretrained()
+    assert det.config["hidden_size"] == 64 and det.config["num_layers"] == 2
+    n_params = sum(p.numel() for p in det.net.parameters())
+    assert 40_000 < n_params < 60_000
+    rng = np.random.default_rng(0)
+    T = det.seq_len
+    probs = rng.random((7, T)).astype(np.float32)
+    margins = rng.normal(0, 3, (7, T)).astype(np.float32)
+    probs[0], margins[0] = 0.95, 6.0    # a confidently learned sample
+    probs[1], margins[1] = 0.02, -5.0   # a never-learned sample
+    dyn = mislabel.Dynamics(probs, np.zeros(7, dtype=np.int64), margins=margins)
+    x = _channels(det, probs, margins)  # second channel (if any): sigmoid of the AUM margin
+    ref = numpy_lstm_scores(payload["state_dict"], x, det.config["num_layers"])
+    np.testing.assert_allclose(det.score(dyn), ref, atol=1e-5)
+    np.testing.assert_allclose(mislabel.detect(dyn), ref, atol=1e-5)
+    assert ref[1] > ref[0]  # never-learned looks more mislabeled than confidently learned
+
+
+def _channels(det, probs, margins):
+    chans = [probs.astype(np.float64)]
+    if det.config["features"] == "prob+margin":
+        chans.append(1 / (1 + np.exp(-margins.astype(np.float64))))
+    return np.stack(chans, axis=2)
+
+
+def test_any_length_is_resampled_to_the_shipped_length():
+    det = mislabel.NoiseDetector.pretrained()
+    state = torch.load(WEIGHTS / "detector.pt", weights_only=True)["state_dict"]
+    rng = np.random.default_rng(1)
+    for T in (3, 10, 200):
+        d = mislabel.Dynamics(rng.random((5, T)).astype(np.float32), np.zeros(5, dtype=np.int64),
+                              margins=rng.normal(0, 2, (5, T)).astype(np.float32))
+        x = resample(_channels(det, d.probs, d.margins), det.seq_len)  # features first, then resampled
+        ref = numpy_lstm_scores(state, x, det.config["num_layers"])
+        np.testing.assert_allclose(det.score(d), ref, atol=1e-5)
+
+
+def test_model_card_numbers_present_and_meet_the_bar():
+    card = json.loads((WEIGHTS / "detector.json").read_text())
+    assert card["config"]["seq_len"] == mislabel.NoiseDetector.pretrained().seq_len
+    assert card["held_out"], "held-out evaluation missing from the model card"
+    for row in card["held_out"]:
+        for method in ("detector", "aum", "cleanlab_cv5"):
+            assert 0 <= row[method]["map"] <= 1
+    assert card["length_study"]
+
+
+def test_cleanlab_and_cross_val_baselines():
+    ds = mislabel.data.load("synthetic", split="train", subset=400, seed=0)
+    noisy, flipped = mislabel.noise.symmetric(ds.labels, rate=0.25, num_classes=10, seed=0)
+    probs = baselines.cross_val_probs("mlp", ds.images, noisy, folds=3, epochs=6, lr=0.1, batch_size=32,
+                                      num_classes=10, progress=False)
+    assert probs.shape == (400, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    s = baselines.cleanlab_scores(probs, noisy)
+    assert s.shape == (400,) and metrics.evaluate(s, flipped)["map"] > 0.5
+    with pytest.raises(ValueError, match="folds"):
+        baselines.cross_val_probs("mlp", ds.images, noisy, folds=1)
+    with pytest.raises(ValueError, match="pred_probs"):
+        baselines.cleanlab_scores(probs[:10], noisy)

@@ -387,3 +387,11 @@ def test_cache_keys_change_with_every_input(tmp_path):
     with pytest.raises(RuntimeError):
         mislabel.cache.cached("t", {"a": 3}, broken, cache_dir=tmp_path)
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == sorted([a.name, c.name])
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    p = _dyn().save(tmp_path / "d.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)

@@ -4,7 +4,7 @@
 #   make test        set up, run the test suite
 #   make smoke-book  same with MISLABEL_PROFILE=smoke (tiny runs), built into
 #                    _build/smoke/ so its cached outputs never mix with the full book
-#   make benchmark   measure the overhead of recording training dynamics
+#   make benchmark   run every benchmark in benchmarks/ (results in benchmarks/results/)
 #   make clean       remove the built book
 
 SHELL := /bin/bash
@@ -12,6 +12,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 JB_ARGS ?= -W -n --keep-going
 
 VPY := $(VENV)/bin/python
@@ -49,8 +50,9 @@ smoke-book: setup
 	MISLABEL_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke $(JB_ARGS)
 	@echo "Book (smoke profile): $(abspath _build/smoke/_build/html/index.html)"
 
+# Every benchmark (10-15 min on 2 cores); on a shared machine use BENCH_ARGS="--threads 1".
 benchmark: setup
-	$(VPY) benchmarks/capture_overhead.py
+	$(VPY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 from tqdm.auto import tqdm
 
+from . import fast_lstm as _fast
 from ._utils import atomic_path, flush_denormal, resolve_device, set_seed
 from .dynamics import Dynamics
 
@@ -315,9 +316,15 @@ class NoiseDetector:
         was = self.net.training
         self.net.eval()
         out = np.empty(len(x), dtype=np.float32)
+        # on CPU the fused inference path (mislabel.fast_lstm) equals nn.LSTM to float32 rounding, ~2x faster
+        fast = self.device.type == "cpu" and _fast.supports(self.net.lstm)
         with flush_denormal():
             for i in range(0, len(x), batch_size):
-                logits = self.net(x[i:i + batch_size])
+                xb = x[i:i + batch_size]
+                if fast:
+                    logits = self.net.head(_fast.lstm_last_hidden(self.net.lstm, xb))
+                else:
+                    logits = self.net(xb)
                 out[i:i + batch_size] = torch.softmax(logits, 1)[:, 1].cpu().numpy()
         self.net.train(was)
         return out

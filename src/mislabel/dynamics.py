@@ -22,6 +22,9 @@ key                shape, dtype   meaning
 ``is_flipped``     (N,) bool      optional ground truth
 ``margins``        (N, T) f32     optional: given-label logit minus largest other logit
 ``full``           (N, T, C) f16  optional: all class probabilities
+``full_file``      (), str        optional, instead of ``full``: path (relative to
+                                  the ``.npz``) of a (T, N, C) float16 ``.npy``
+                                  holding them, opened memory-mapped on load
 ``meta``           (), str        JSON object (dataset, noise, model, epochs, ...)
 =================  =============  ==========================================
 """
@@ -29,6 +32,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import struct
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +107,8 @@ class Dynamics:
     margins : ndarray of shape (N, T), float32, optional
         Given-label logit minus the largest other logit (for AUM).
     full : ndarray of shape (N, T, C), float16, optional
-        Probabilities of all classes.
+        Probabilities of all classes. May be a read-only ``np.memmap`` view of a
+        (T, N, C) ``.npy`` file (recorded with ``DynamicsRecorder(full_path=...)``).
     meta : dict
         JSON-serialisable description (dataset, noise, model, epochs, record, seed, version).
     """
@@ -136,7 +143,7 @@ class Dynamics:
                 raise ValueError("margins contain NaN or inf")
             self.margins = m
         if self.full is not None:
-            fu = np.asarray(self.full)
+            fu = np.asanyarray(self.full)  # keeps a np.memmap (see DynamicsRecorder(full_path=...))
             if fu.ndim != 3 or fu.shape[:2] != (N, T):
                 raise ValueError(f"full must have shape ({N}, {T}, C), got {fu.shape}")
             self.full = fu
@@ -169,6 +176,13 @@ class Dynamics:
         for key in ("is_flipped", "margins", "full"):
             if getattr(self, key) is not None:
                 arrays[key] = getattr(self, key)
+        backing = _backing_npy(self.full)
+        if backing is not None:  # memory-mapped: reference the .npy instead of copying it
+            del arrays["full"]
+            try:
+                arrays["full_file"] = np.array(os.path.relpath(backing, path.parent.resolve()))
+            except ValueError:  # another drive (Windows)
+                arrays["full_file"] = np.array(str(backing))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -206,11 +220,98 @@ class Dynamics:
             meta = json.loads(str(content.get("meta", "{}")))
         except json.JSONDecodeError:
             raise ValueError(f"{path} has unreadable metadata (meta is not JSON)") from None
+        full = content.get("full")
+        if full is None and "full_file" in content:
+            full = _open_full_npy(path, str(content["full_file"]))
         try:
             return cls(content["probs"], content["labels"], content.get("is_flipped"), content.get("margins"),
-                       content.get("full"), meta)
+                       full, meta)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+
+
+def _backing_npy(full) -> Path | None:
+    """The .npy file when ``full`` is the (N, T, C) transposed view of a whole (T, N, C) memmap."""
+    base = getattr(full, "base", None)
+    if not (isinstance(full, np.memmap) and isinstance(base, np.memmap) and getattr(base, "filename", None)):
+        return None
+    if (base.ndim != 3 or full.shape != (base.shape[1], base.shape[0], base.shape[2]) or not base.flags.c_contiguous
+            or full.strides != (base.strides[1], base.strides[0], base.strides[2])
+            or full.__array_interface__["data"][0] != base.__array_interface__["data"][0]):
+        return None
+    return Path(base.filename).resolve()
+
+
+def _open_full_npy(npz_path: Path, name: str):
+    """Open the (T, N, C) .npy referenced by ``full_file`` read-only as an (N, T, C) view; None if missing."""
+    f = Path(name) if os.path.isabs(name) else npz_path.parent / name
+    if not f.is_file():
+        warnings.warn(f"{npz_path}: full class probabilities are stored in {f}, which is missing; "
+                      "loading without them (full=None)", stacklevel=3)
+        return None
+    try:
+        mm = np.load(f, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{npz_path}: cannot read its full-probabilities file {f} ({exc})") from None
+    if mm.ndim != 3:
+        raise ValueError(f"{f} must hold a (T, N, C) array, got shape {mm.shape}")
+    return mm.transpose(1, 0, 2)
+
+
+class _NpyAppender:
+    """A float16 ``.npy`` of shape (T, N, C) that grows by one (N, C) epoch at a time.
+
+    The header is rewritten after every epoch, so the file is a valid ``.npy``
+    (``np.load(path, mmap_mode="r")``) at any time; its length is reserved
+    once so the data never move. Only one epoch is ever held in memory.
+    """
+
+    def __init__(self, path, num_samples: int, num_classes: int) -> None:
+        self.path = Path(path)
+        self.tail = (int(num_samples), int(num_classes))
+        self.epochs = 0
+        self.has_nan = False
+        self._hlen = -(-(len(self._dict(10 ** 15)) + 11) // 64) * 64
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "wb") as fh:
+            fh.write(self._header())
+
+    def _dict(self, epochs: int) -> bytes:
+        return repr({"descr": "<f2", "fortran_order": False, "shape": (epochs,) + self.tail}).encode("latin1")
+
+    def _header(self) -> bytes:
+        body = self._dict(self.epochs).ljust(self._hlen - 11) + b"\n"
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
+
+    def append(self, epoch: np.ndarray) -> None:
+        epoch = np.ascontiguousarray(epoch, dtype="<f2")
+        if epoch.shape != self.tail:
+            raise ValueError(f"epoch must have shape {self.tail}, got {epoch.shape}")
+        self.has_nan |= bool(np.isnan(epoch).any())
+        with open(self.path, "r+b") as fh:
+            fh.seek(self._hlen + self.epochs * epoch.nbytes)
+            fh.write(epoch.data)
+            self.epochs += 1
+            fh.seek(0)
+            fh.write(self._header())
+
+    def open(self, mode: str = "r") -> np.memmap:
+        return np.load(self.path, mmap_mode=mode, allow_pickle=False)
+
+    def interpolate(self, chunk_bytes: int = 1 << 26) -> None:
+        """Fill NaNs in place, per sample along epochs, a block of samples at a time."""
+        if not self.has_nan:
+            return
+        mm = self.open("r+")
+        T, N, C = mm.shape
+        step = max(1, chunk_bytes // max(1, T * C * 4))
+        for s in range(0, N, step):
+            block = np.asarray(mm[:, s:s + step], dtype=np.float32).transpose(1, 0, 2)
+            if np.isnan(block).any():
+                mm[:, s:s + step] = interpolate_missing(block).transpose(1, 0, 2).astype(np.float16)
+        mm.flush()
+        del mm
+        self.has_nan = False
 
 
 def _as_probs(probs) -> np.ndarray:
@@ -242,6 +343,14 @@ class DynamicsRecorder:
         Needed only with ``store_full=True`` (otherwise inferred per batch).
     store_full : bool
         Also keep all class probabilities (N, T, C) as float16.
+    full_path : str or Path, optional
+        Stream the full class probabilities to this ``.npy`` instead of keeping
+        them in memory (implies ``store_full``; needs ``num_classes``). Only the
+        current epoch is buffered (N x C float16, on ``device``); each
+        ``next_epoch()`` appends it to the file, laid out (T, N, C) so an epoch
+        is one contiguous write. ``result().full`` is then a read-only
+        memory-mapped (N, T, C) view of the file, and ``Dynamics.save`` stores
+        a reference to the file instead of a copy.
     margins : bool
         Also keep the AUM margin (given-label logit minus largest other logit).
     device : str or torch.device, optional
@@ -249,6 +358,12 @@ class DynamicsRecorder:
     check : bool
         Validate every batch (shapes, label and id ranges). Costs a host sync
         per batch on GPU; the built-in training loop turns it off.
+    defer : bool, optional
+        Keep the epoch's raw logits (N x C float32, one epoch) and compute
+        probabilities, margins and full probabilities once per epoch in
+        ``next_epoch()``, so that ``update`` is two ``index_copy_`` calls (a few
+        microseconds, two kernels on GPU). Same values either way (to float32
+        rounding). Default (None): defer when N x C <= 2**26 (a 256 MiB buffer).
 
     Examples
     --------
@@ -263,9 +378,11 @@ class DynamicsRecorder:
     """
 
     def __init__(self, num_samples: int, num_classes: int | None = None, store_full: bool = False,
-                 margins: bool = True, device=None, check: bool = True, capacity: int = 16) -> None:
+                 margins: bool = True, device=None, check: bool = True, capacity: int = 16,
+                 full_path=None, defer: bool | None = None) -> None:
         if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        store_full = bool(store_full or full_path is not None)
         if store_full and not num_classes:
             raise ValueError("store_full=True needs num_classes")
         self.num_samples = int(num_samples)
@@ -278,6 +395,10 @@ class DynamicsRecorder:
         self._epochs = 0            # closed epochs
         self._touched = False       # current epoch received data
         self._buf = self._mbuf = self._fbuf = None
+        self.full_path = None if full_path is None else Path(full_path)
+        self._full_file = None      # _NpyAppender when streaming full probabilities to disk
+        self._defer = defer
+        self._lbuf = None           # deferred mode: this epoch's logits (N, C), NaN = not seen
 
     # -- buffers -----------------------------------------------------------
     def _alloc(self, device: torch.device, num_classes: int) -> None:
@@ -288,8 +409,15 @@ class DynamicsRecorder:
         if self.keep_margins:
             self._mbuf = torch.full_like(self._buf, nan)
         if self.store_full:
-            self._fbuf = torch.full((self._capacity, self.num_samples, num_classes), nan,
+            slots = 1 if self.full_path is not None else self._capacity  # on disk: current epoch only
+            self._fbuf = torch.full((slots, self.num_samples, num_classes), nan,
                                     dtype=torch.float16, device=device)
+            if self.full_path is not None:
+                self._full_file = _NpyAppender(self.full_path, self.num_samples, num_classes)
+        if self._defer is None:
+            self._defer = self.num_samples * num_classes <= 2 ** 26
+        if self._defer:
+            self._lbuf = torch.full((self.num_samples, num_classes), nan, dtype=torch.float32, device=device)
 
     def _grow(self) -> None:
         def grow(b):
@@ -297,11 +425,12 @@ class DynamicsRecorder:
                 return None
             extra = torch.full_like(b, float("nan"))
             return torch.cat([b, extra], 0)
-        self._buf, self._mbuf, self._fbuf = grow(self._buf), grow(self._mbuf), grow(self._fbuf)
+        self._buf, self._mbuf = grow(self._buf), grow(self._mbuf)
+        if self._full_file is None:
+            self._fbuf = grow(self._fbuf)
         self._capacity *= 2
 
     # -- public API --------------------------------------------------------
-    @torch.no_grad()
     def update(self, logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor) -> None:
         """Record one batch.
 
@@ -317,30 +446,81 @@ class DynamicsRecorder:
         """
         if not isinstance(logits, torch.Tensor):
             logits = torch.as_tensor(logits)
-        labels = torch.as_tensor(labels)
-        sample_ids = torch.as_tensor(sample_ids)
+        if not isinstance(labels, torch.Tensor):
+            labels = torch.as_tensor(labels)
+        if not isinstance(sample_ids, torch.Tensor):
+            sample_ids = torch.as_tensor(sample_ids)
         if self.check:
             self._validate(logits, labels, sample_ids)
         if self._buf is None:
             self._alloc(self._device or logits.device, logits.shape[1])
         dev = self._buf.device
-        logits = logits.detach().to(dev, torch.float32)
-        labels = labels.to(dev, torch.int64)
-        sample_ids = sample_ids.to(dev, torch.int64)
+        logits = logits.detach()
+        if logits.device != dev or logits.dtype != torch.float32:
+            logits = logits.to(dev, torch.float32)
+        if labels.device != dev or labels.dtype != torch.int64:
+            labels = labels.to(dev, torch.int64)
+        if sample_ids.device != dev or sample_ids.dtype != torch.int64:
+            sample_ids = sample_ids.to(dev, torch.int64)
+        if self._lbuf is not None:   # deferred: the rest happens once per epoch, in next_epoch()
+            self._lbuf.index_copy_(0, sample_ids, logits)
+            self._labels.index_copy_(0, sample_ids, labels)
+            self._touched = True
+            return
         if self._epochs >= self._capacity:
             self._grow()
         t = self._epochs
-        logp = torch.log_softmax(logits, dim=1)
-        given = logp.gather(1, labels[:, None]).squeeze(1).exp_()
-        self._buf[t].index_copy_(0, sample_ids, given)
-        self._labels.index_copy_(0, sample_ids, labels)
-        if self._mbuf is not None:
-            given_logit = logits.gather(1, labels[:, None]).squeeze(1)
-            others = logits.scatter(1, labels[:, None], float("-inf"))
-            self._mbuf[t].index_copy_(0, sample_ids, given_logit - others.max(1).values)
-        if self._fbuf is not None:
-            self._fbuf[t].index_copy_(0, sample_ids, logp.exp().to(torch.float16))
+        with torch.no_grad():
+            given, margin, full = self._values(logits.t().contiguous(), labels)
+            self._buf[t].index_copy_(0, sample_ids, given)
+            if margin is not None:
+                self._mbuf[t].index_copy_(0, sample_ids, margin)
+            if full is not None:
+                self._fbuf[0 if self._full_file is not None else t].index_copy_(0, sample_ids, full)
+            self._labels.index_copy_(0, sample_ids, labels)
         self._touched = True
+
+    def _values(self, zt, labels):
+        """(given-label probability, margin or None, float16 class probabilities (B, C) or None).
+
+        ``zt`` holds the logits transposed, (C, B), contiguous, and is overwritten: the
+        reductions over classes then run along the outer axis, vectorised across samples
+        (several times faster than along rows of C = 10), with no further large temporaries.
+        """
+        lab = labels[None, :]
+        zy = zt.gather(0, lab)               # (1, B) given-label logits
+        m = zt.amax(0)
+        margin = full = None
+        if self._mbuf is not None:
+            zt.scatter_(0, lab, float("-inf"))
+            margin = (zy - zt.amax(0)).squeeze(0)
+            zt.scatter_(0, lab, zy)
+        e = zt.sub_(m).exp_()                # a NaN column (unseen sample) stays NaN
+        s = e.sum(0)
+        given = e.gather(0, lab).squeeze(0).div_(s)
+        if self._fbuf is not None:
+            full = e.div_(s).t().to(torch.float16)
+        return given, margin, full
+
+    @torch.no_grad()
+    def _flush_deferred(self) -> None:
+        """Deferred mode: turn the epoch's logits into recorded values (unseen rows stay NaN)."""
+        if self._epochs >= self._capacity:
+            self._grow()
+        t = self._epochs
+        z = self._lbuf
+        # blocks of ~2**18 logits (1 MiB): temporaries stay in cache (CPU); few launches (GPU)
+        rows = max(1024, (1 << 18) // z.shape[1]) if z.device.type == "cpu" else 1 << 20
+        labels = self._labels.clamp_min(0)  # -1 (never seen) rows have NaN logits anyway
+        for a in range(0, self.num_samples, rows):
+            b = min(a + rows, self.num_samples)
+            given, margin, full = self._values(z[a:b].t().contiguous(), labels[a:b])
+            self._buf[t, a:b] = given
+            if margin is not None:
+                self._mbuf[t, a:b] = margin
+            if full is not None:
+                self._fbuf[0 if self._full_file is not None else t, a:b] = full
+        z.fill_(float("nan"))
 
     def _validate(self, logits, labels, sample_ids) -> None:
         if logits.ndim != 2:
@@ -372,6 +552,11 @@ class DynamicsRecorder:
         """Close the current epoch. An epoch with no update at all is an error."""
         if not self._touched:
             raise RuntimeError("next_epoch() called with no update() since the last epoch; call update() per batch first")
+        if self._lbuf is not None:
+            self._flush_deferred()
+        if self._full_file is not None:
+            self._full_file.append(self._fbuf[0].cpu().numpy())
+            self._fbuf[0].fill_(float("nan"))
         self._epochs += 1
         self._touched = False
 
@@ -408,7 +593,10 @@ class DynamicsRecorder:
         probs = interpolate_missing(probs)
         margins = interpolate_missing(self._mbuf[:T].T.cpu().numpy()) if self._mbuf is not None else None
         full = None
-        if self._fbuf is not None:
+        if self._full_file is not None:
+            self._full_file.interpolate()
+            full = self._full_file.open("r").transpose(1, 0, 2)  # (N, T, C) view, nothing loaded
+        elif self._fbuf is not None:
             full = interpolate_missing(self._fbuf[:T].transpose(0, 1).float().cpu().numpy()).astype(np.float16)
         if labels is None:
             labels = self._labels.cpu().numpy()

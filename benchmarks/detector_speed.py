@@ -1,0 +1,147 @@
+"""Speed of the LSTM noise detector: scoring throughput and training time per epoch.
+
+Scoring (sequences of length 200 per minute; target >= 300k/min on 2 cores):
+
+* ``detector.score`` — the public API as it is wired now;
+* ``nn.LSTM b=1024`` — the plain module on batches of 1024 under ``inference_mode``
+  (also single-threaded: on a loaded machine its per-operation synchronisation
+  between threads can cost more than the second core brings);
+* ``fast_lstm`` — :func:`mislabel.fast_lstm.lstm_last_hidden` + the detector's head.
+
+The variants alternate (A, B, C, A, ...); medians are reported, and the fast
+path's scores are checked against the detector's (max abs. difference).
+
+Training (``NoiseDetector.fit``, batch 64, one epoch; target <= 1 min for
+50k sequences of length 200) is timed on ``--train-samples`` sequences
+(default 2000) and scaled linearly to 50k (its cost is linear in the number of
+batches), with torch's default thread count and with one thread, alternately.
+
+Besides wall-clock rates, every variant's rate per CPU-minute of this process
+is reported: on a shared machine that is the load-independent measure of
+efficiency (for multi-threaded runs it also counts threads spinning while
+they wait for each other).
+
+    python benchmarks/detector_speed.py            # ~3 min on 2 cores
+    python benchmarks/detector_speed.py --quick    # seconds
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+from mislabel.detector import NoiseDetector  # noqa: E402
+
+try:
+    from mislabel.fast_lstm import lstm_last_hidden
+except ImportError:  # pragma: no cover
+    lstm_last_hidden = None
+
+
+def sequences(n: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Probability-like sequences: clean ones drift up, flipped ones stay low (values in (0, 1))."""
+    rng = np.random.default_rng(seed)
+    flipped = rng.random(n) < 0.3
+    drift = np.where(flipped, -0.02, 0.03)[:, None]
+    walk = np.cumsum(drift + 0.15 * rng.standard_normal((n, length)), axis=1)
+    return (1.0 / (1.0 + np.exp(-walk))).astype(np.float32), flipped
+
+
+def main(argv=None) -> dict:
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--score-samples", type=int, default=None, help="sequences scored per run (default 8000)")
+    p.add_argument("--train-samples", type=int, default=None, help="sequences per training epoch (default 2000)")
+    p.add_argument("--length", type=int, default=200)
+    args = p.parse_args(argv)
+    _common.setup(args)
+    T = args.length
+    n_score = args.score_samples or (600 if args.quick else 8000)
+    n_train = args.train_samples or (300 if args.quick else 2000)
+    repeats = args.repeats or (1 if args.quick else 3)
+    threads = torch.get_num_threads()
+    print(f"detector_speed: score {n_score} x {T}, train {n_train} x {T}, threads={threads}, repeats={repeats}")
+
+    x, flipped = sequences(max(n_score, n_train), T)
+    det = NoiseDetector(seq_len=T)
+    det.fit(x[:256], flipped[:256], epochs=1, progress=False)        # trained-like state, warm-up
+    net = det.net.eval()
+    xs = x[:n_score]
+    xt = torch.from_numpy(xs)
+    ref = det.score(xs)
+
+    def plain():
+        with torch.inference_mode():
+            for i in range(0, n_score, 1024):
+                out, _ = net.lstm(xt[i:i + 1024].unsqueeze(-1))
+                torch.softmax(net.head(out[:, -1]), 1)
+
+    def fast():
+        with torch.inference_mode():
+            return {"max_abs_diff": float(np.abs(
+                torch.softmax(net.head(lstm_last_hidden(net.lstm, xt)), 1)[:, 1].numpy() - ref).max())}
+
+    def plain_1thread():
+        torch.set_num_threads(1)
+        try:
+            plain()
+        finally:
+            torch.set_num_threads(threads)
+
+    variants = {"detector.score": lambda: det.score(xs), "nn.LSTM b=1024": plain}
+    if threads > 1:
+        variants["nn.LSTM b=1024 1 thr"] = plain_1thread
+    if lstm_last_hidden is not None:
+        variants["fast_lstm"] = fast
+    load0 = _common.load()
+    res = _common.interleave(variants, repeats)
+    per_min = {k: n_score / v["median_wall"] * 60 for k, v in res.items()}
+    per_cpu_min = {k: n_score / v["median_cpu"] * 60 for k, v in res.items()}
+    for k, v in per_min.items():
+        print(f"  scoring {k:<22s} {v:12,.0f} sequences/min   {per_cpu_min[k]:12,.0f} per CPU-minute")
+    diff = max(e["max_abs_diff"] for e in res["fast_lstm"]["extra"]) if "fast_lstm" in res else None
+    if diff is not None:
+        print(f"  fast_lstm vs detector.score: max |diff| = {diff:.2e}")
+
+    # training: one epoch on n_train sequences, default threads vs one thread
+    xtr, ftr = x[:n_train], flipped[:n_train]
+
+    def train_with(k):
+        def run():
+            torch.set_num_threads(k)
+            try:
+                NoiseDetector(seq_len=T).fit(xtr, ftr, epochs=1, progress=False)
+            finally:
+                torch.set_num_threads(threads)
+        return run
+
+    tvariants = {f"fit threads={threads}": train_with(threads)}
+    if threads > 1:
+        tvariants["fit threads=1"] = train_with(1)
+    tres = _common.interleave(tvariants, max(1, repeats - 1))
+    per_50k = {k: v["median_wall"] * 50000 / n_train for k, v in tres.items()}
+    cpu_50k = {k: v["median_cpu"] * 50000 / n_train for k, v in tres.items()}
+    for k, v in per_50k.items():
+        print(f"  training {k:<16s} {v:7.1f} s per epoch of 50k x {T} (from {n_train}); CPU {cpu_50k[k]:.1f} s")
+    best_score = max(per_min.values())
+    best_train = min(per_50k.values())
+    print(f"best scoring {best_score:,.0f}/min (target >= 300,000); best training {best_train:.0f} s/epoch "
+          f"(target <= 60 s)")
+    _common.write("detector_speed", args, {
+        "machine": _common.machine(), "load_before": load0, "load_after": _common.load(), "length": T,
+        "score_samples": n_score, "train_samples": n_train, "repeats": repeats,
+        "scoring_per_min": per_min, "scoring_per_cpu_min": per_cpu_min, "fast_lstm_max_abs_diff": diff,
+        "scoring_median_wall_s": {k: v["median_wall"] for k, v in res.items()},
+        "training_s_per_epoch_50k": per_50k, "training_cpu_s_per_epoch_50k": cpu_50k,
+        "training_median_wall_s": {k: v["median_wall"] for k, v in tres.items()},
+        "target_scoring_per_min": 300000, "met_scoring": best_score >= 300000,
+        "target_training_s": 60, "met_training": best_train <= 60})
+    return {"scoring_per_min": per_min, "training_s_per_epoch_50k": per_50k}
+
+
+if __name__ == "__main__":
+    main()

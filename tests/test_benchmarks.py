@@ -1,0 +1,24 @@
+"""Every benchmark script runs end to end with --quick and writes its JSON result."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_quick(name, tmp_path):
+    out = tmp_path / f"{name}.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", "--threads", "1",
+                          "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == name and doc["quick"] is True
+    assert doc["machine"]["torch_threads"] == 1 and doc["date"]

@@ -13,13 +13,13 @@ AAAI 2023.  Typical use::
 """
 __version__ = "0.1.0"
 
-from . import data, noise, models, metrics, dynamics, train, detector, baselines, cache, profiles, pipeline, pretrained  # noqa: E402
+from . import data, noise, models, metrics, dynamics, train, detector, baselines, cache, profiles, pipeline, pretrained, transfer  # noqa: E402
 from ._utils import set_seed, resolve_device  # noqa: E402
 from .dynamics import Dynamics, DynamicsRecorder  # noqa: E402
 from .detector import NoiseDetector, detect  # noqa: E402
 
 __all__ = [
     "__version__", "data", "noise", "models", "metrics", "dynamics", "train", "detector",
-    "baselines", "cache", "profiles", "pipeline", "pretrained", "set_seed", "resolve_device", "Dynamics",
+    "baselines", "cache", "profiles", "pipeline", "pretrained", "transfer", "set_seed", "resolve_device", "Dynamics",
     "DynamicsRecorder", "NoiseDetector", "detect",
 ]

@@ -16,6 +16,9 @@ BENCH_ARGS ?=
 JB_ARGS ?= -W -n --keep-going
 
 VPY := $(VENV)/bin/python
+
+# Spinning OpenMP threads make small CPU workloads 2-10x slower on 2 cores (see book/performance.md).
+export OMP_WAIT_POLICY ?= PASSIVE
 STAMP := $(VENV)/.stamp
 
 .PHONY: setup data test book smoke-book clean benchmark

@@ -13,6 +13,13 @@ AAAI 2023.  Typical use::
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# OpenMP threads that spin while waiting make small CPU workloads 2-10x slower on 2-core and
+# shared machines (measured: benchmarks/, book/performance.md). Only effective if torch was not
+# imported before mislabel; an explicit user setting always wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import data, noise, models, metrics, dynamics, train, detector, baselines, cache, profiles, pipeline, pretrained, transfer  # noqa: E402
 from ._utils import set_seed, resolve_device  # noqa: E402
 from .dynamics import Dynamics, DynamicsRecorder  # noqa: E402

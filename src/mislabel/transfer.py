@@ -70,3 +70,22 @@ def compare(source: NoiseDetector, target_train: Dynamics, target_eval: Dynamics
 def evaluate(scores: dict[str, np.ndarray], is_flipped) -> list[dict]:
     """:func:`mislabel.metrics.evaluate` per method, as rows ``{"method": ..., "map": ..., ...}``."""
     return [{"method": name, **_metrics.evaluate(s, is_flipped)} for name, s in scores.items()]
+
+
+def book_targets(cfg: dict) -> list[tuple[str, dict, str, float]]:
+    """Target settings of the book's transfer chapter for a profile dict.
+
+    Returns
+    -------
+    list of (name, profile overrides, noise kind, noise rate)
+        Each target is captured twice (noise draws 0 and 1) with the profile's
+        settings updated by the overrides. The source is the profile's data set and
+        model with 40% symmetric noise (chapter 2's detector).
+    """
+    other = "mlp" if cfg["model"] != "mlp" else "cnn"
+    return [
+        (f"{cfg['dataset']} → {cfg.get('transfer_dataset', 'digits')}",
+         {"dataset": cfg.get("transfer_dataset", "digits"), "subset": None, "test_subset": None}, "symmetric", 0.3),
+        ("symmetric → asymmetric", {}, "asymmetric", 0.4),
+        (f"{cfg['model']} → {other}", {"model": other}, "symmetric", 0.4),
+    ]

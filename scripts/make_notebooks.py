@@ -1,0 +1,1352 @@
+#!/usr/bin/env python
+"""Write the book's chapter notebooks (notebooks/*.ipynb) without outputs.
+
+The notebooks are generated so that their text and code can be reviewed as
+plain Python, and so that they are always committed clean (no outputs, no
+execution counts). Run after editing this file:
+
+    .venv/bin/python scripts/make_notebooks.py          # write all chapters
+    .venv/bin/python scripts/make_notebooks.py --check  # exit 1 if a notebook is stale
+
+Each chapter has exactly one cell tagged ``parameters`` (for papermill) and
+ends with a hidden (``remove-input``) cell of sanity assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, *tags: str):
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+SETUP_COMMON = '''
+import warnings
+
+# Progress bars are off in the book; silence tqdm's notice that Jupyter widgets are not installed.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from mislabel import profiles, report
+
+sns.set_theme(style="whitegrid")
+pd.set_option("display.max_colwidth", None)  # show the comparison tables' sentences in full
+PALETTE = {"clean": "tab:blue", "mislabeled": "tab:red", "LSTM detector": "tab:green", "AUM": "tab:purple"}
+'''
+
+def settings_table(*extra: str) -> str:
+    keys = ["profile", "dataset", "subset", "model", "epochs", "batch_size", "lr", "detector_epochs", "detector_lr",
+            *extra]
+    return f'''
+# The settings of this run: the profile's preset, overridden by the parameters above.
+shown = {keys!r}
+pd.DataFrame({{"value": [cfg.get(k) for k in shown]}}, index=shown).astype(str)
+'''
+
+
+# =========================================================================== chapter 1
+def chapter_01():
+    return [
+        md(r'''
+# Training dynamics
+
+*Paper: Sec. 3 (first paragraph), Sec. 3.1 and Fig. 1.*
+
+While a classifier is trained with SGD, every training sample passes through
+the network once per epoch and leaves behind a softmax vector.
+{cite:t}`jia2023learning` collect these vectors over all samples and all
+epochs and call the collection the *training dynamics* $L$: $L(i, t) \in [0,
+1]^C$ is the output for sample $i$ at epoch $t$, with $C$ classes. The method
+studied in this book reads a single entry of each vector, the probability of
+the label the sample carries in the data set, $L_{y_i}(i, t)$. That label may
+be wrong, which is the whole point. Each sample is thus described by a short
+sequence of $T$ numbers, one per epoch.
+
+Recording the sequences is almost free: the probability is computed anyway in
+the forward pass of the training step, so the library stores it from the
+training mini-batches (`record="train"`), with the augmentation and the
+training-mode network that produced the gradient. (`record="eval"` would
+instead re-score the whole set after each epoch, at the cost of an extra
+pass.)
+
+The paper motivates its method with an observation on these sequences: averaged
+over samples, the curve of the mislabeled ones lies below the curve of the
+clean ones, and it is more spread out, especially in the second half of
+training. This chapter records the dynamics of a Fashion-MNIST
+{cite}`xiao2017fashion` subset with 40% symmetric label noise and checks the
+observation with numbers.
+'''),
+        code('''
+profile = None      # "smoke", "cpu" or "paper"; None: $MISLABEL_PROFILE, else "cpu"
+epochs = None       # classifier epochs; None: the profile's
+subset = None       # number of training images; None: the profile's
+noise_rate = 0.4    # share of labels flipped uniformly to another class
+seed = 0            # seed of the classifier's training run
+out_dir = None      # folder for metrics.json; None: <repo>/runs/book/01_training_dynamics
+''', "parameters"),
+        code(SETUP_COMMON + '''
+cfg = profiles.get(profile, epochs=epochs, subset=subset)
+out = report.chapter_out_dir("01_training_dynamics", out_dir)
+''' + settings_table(), "hide-input"),
+        md(r'''
+## Recording the dynamics
+
+One call does the work: load the training subset, flip `noise_rate` of its
+labels to a uniformly drawn *other* class (noise draw `noise_seed=0`), train
+the classifier with SGD (momentum 0.9, learning rate divided by ten at 50% and
+75% of the epochs, as the paper's schedule at 100 and 150 of 200 epochs), and
+keep the given-label probability of every sample at every epoch. The result is
+cached on disk under a key made of all these settings; chapters 2 and 3 ask
+for the very same run and get it back without training again.
+'''),
+        code('''
+cap = report.capture_for(cfg, noise="symmetric", rate=noise_rate, noise_seed=0, seed=seed)
+dyn = cap.dynamics
+history = pd.DataFrame(cap.history)
+print(f"probs: shape {dyn.probs.shape}, dtype {dyn.probs.dtype}")
+print(f"flipped labels: {int(dyn.is_flipped.sum())} of {len(dyn)} ({dyn.is_flipped.mean():.1%})")
+'''),
+        md(r'''
+The training accuracy below is measured against the *given* (partly wrong)
+labels, the test accuracy against the clean test labels. A network that fits
+the given labels beyond the share of correct ones, here
+$1 - \text{noise rate}$, has started to memorise wrong labels.
+'''),
+        code('''
+lr_drops = history.loc[history["lr"].diff() < 0, "epoch"].tolist()
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+ax.plot(history["epoch"], history["train_acc"], marker="o", label="train accuracy (given labels)")
+ax.plot(history["epoch"], history["test_acc"], marker="s", label="test accuracy (clean labels)")
+ax.axhline(1 - noise_rate, color="0.5", ls=":", label="share of correct training labels")
+for e in lr_drops:
+    ax.axvline(e - 0.5, color="0.8", ls="--", zorder=0)
+ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="Classifier trained on noisy labels")
+ax.legend(loc="lower right", fontsize="small")
+plt.show()
+'''),
+        md(r'''
+## Clean and mislabeled samples over the epochs
+
+Left: mean given-label probability per epoch, with a band of one standard
+deviation across samples, separately for samples whose label we flipped
+and for the others (the analogue of the paper's Fig. 1). Right: a few
+individual samples of each group. Dashed vertical lines mark the learning-rate
+drops; the two dotted horizontal lines are explained below the figure.
+'''),
+        code('''
+n_classes = int(dyn.meta.get("num_classes", int(cap.clean_labels.max()) + 1))
+ceiling, floor = 1 - noise_rate, noise_rate / (n_classes - 1)   # see the text below
+picked = report.pick_trajectories(dyn, per_group=4, seed=seed)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+sns.lineplot(data=report.long_probs(dyn), x="epoch", y="prob", hue="group", errorbar="sd",
+             palette=PALETTE, ax=axes[0])
+axes[0].set(title="Mean ± 1 std over samples", ylabel="probability of the given label")
+sns.lineplot(data=report.long_probs(dyn, picked), x="epoch", y="prob", hue="group", units="sample",
+             estimator=None, palette=PALETTE, marker="o", markersize=4, ax=axes[1], legend=False)
+axes[1].set(title="Individual samples")
+for ax in axes:
+    for e in lr_drops:
+        ax.axvline(e - 0.5, color="0.8", ls="--", zorder=0)
+    for level, color in ((ceiling, PALETTE["clean"]), (floor, PALETTE["mislabeled"])):
+        ax.axhline(level, color=color, ls=":", lw=1, alpha=0.8, zorder=0)
+    ax.set(xlabel="epoch", ylim=(-0.02, 1.02))
+axes[0].legend(title=None, loc="upper right")
+plt.tight_layout()
+plt.show()
+'''),
+        md(r'''
+The same numbers as a table (mean and standard deviation per epoch and group):
+'''),
+        code('''
+summary = report.epoch_summary(dyn)
+(summary.pivot(index="epoch", columns="group", values=["mean", "std"])
+        .style.format("{:.3f}"))
+'''),
+        code('''
+late = report.late_epoch_contrast(dyn, fraction=0.5)
+for key in ("clean_mean", "mislabeled_mean", "clean_std", "mislabeled_std", "last_clean_mean",
+            "last_mislabeled_mean"):
+    glue(f"ch1_{key}", late[key], display=False)
+train_acc = float(history["train_acc"].iloc[-1])
+memorising = train_acc > ceiling + 0.01
+glue("ch1_first_epoch", late["first_epoch"], display=False)
+glue("ch1_epochs", dyn.num_epochs, display=False)
+glue("ch1_test_acc", float(history["test_acc"].iloc[-1]), display=False)
+glue("ch1_train_acc", train_acc, display=False)
+glue("ch1_ceiling", float(ceiling), display=False)
+glue("ch1_floor", float(floor), display=False)
+glue("ch1_classes", n_classes, display=False)
+glue("ch1_mean_verdict", Markdown("holds" if late["mean_lower"] else "does **not** hold"), display=False)
+glue("ch1_std_verdict", Markdown("holds" if late["std_higher"] else "does **not** hold"), display=False)
+glue("ch1_std_short", Markdown("as in the paper" if late["std_higher"] else "reversed"), display=False)
+glue("ch1_memo_verdict", Markdown(
+    "above the share of correct labels: it has started to memorise wrong labels" if memorising else
+    "no higher than the share of correct labels: it fits the correct labels and essentially none of the "
+    "wrong ones"), display=False)
+
+pd.DataFrame({
+    "paper (Fig. 1, Caltech-256, 1000 random samples)": [
+        "lower than for clean samples",
+        "higher than for clean samples, especially in the second half of training",
+    ],
+    f"this book ({cfg['dataset']}, {len(dyn)} samples, epochs {late['first_epoch']}-{dyn.num_epochs})": [
+        f"{late['mislabeled_mean']:.3f} vs {late['clean_mean']:.3f} for clean: "
+        + ("lower" if late["mean_lower"] else "NOT lower"),
+        f"{late['mislabeled_std']:.3f} vs {late['clean_std']:.3f} for clean: "
+        + ("higher" if late["std_higher"] else "NOT higher"),
+    ],
+}, index=["mean p(given label), mislabeled", "std across mislabeled samples"])
+'''),
+        md(r'''
+## The paper's observation, checked
+
+Over the second half of training (epochs {glue:text}`ch1_first_epoch` to
+{glue:text}`ch1_epochs`), the mislabeled samples have a mean given-label
+probability of {glue:text}`ch1_mislabeled_mean:.3f` against
+{glue:text}`ch1_clean_mean:.3f` for the clean ones, so the first half of the
+paper's statement {glue:md}`ch1_mean_verdict` here. The spread across samples,
+averaged over the same epochs, is {glue:text}`ch1_mislabeled_std:.3f` for
+mislabeled and {glue:text}`ch1_clean_std:.3f` for clean samples: the second
+half of the statement {glue:md}`ch1_std_verdict`. In the last epoch the two
+means are {glue:text}`ch1_last_mislabeled_mean:.3f` and
+{glue:text}`ch1_last_clean_mean:.3f`.
+
+Both numbers depend on how far the classifier goes in fitting the noisy
+labels. Suppose it recognised every image perfectly but did not memorise
+individual labels. With symmetric noise at rate $r$ over $C$ classes, the
+best it could then do is to predict the label distribution of the image's
+class: probability $1 - r$ for the true class and $r / (C - 1)$ for each of
+the others, here {glue:text}`ch1_ceiling:.3f` and {glue:text}`ch1_floor:.3f`
+($C =$ {glue:text}`ch1_classes`), the dotted lines in the figure. A clean
+sample's given label is its true class, so its curve climbs towards the upper
+line, faster for easy images than for hard ones; a flipped sample's given
+label is one of the others, so its curve sinks towards the lower line. Only
+memorisation, fitting a wrong label against the evidence of all similar
+images, lifts a flipped curve off that floor. It happens to some flipped
+samples and not to others, and that mixture is what spreads the mislabeled
+group out late in training in the paper's Fig. 1; the paper notes that its
+models fit the noisy samples well within their 200 epochs (Appendix B.1).
+
+Our classifier ends at {glue:text}`ch1_train_acc:.3f` accuracy on the noisy
+training labels, {glue:md}`ch1_memo_verdict` ({glue:text}`ch1_test_acc:.3f`
+on the clean test set). Without memorisation the mislabeled curves stay
+pressed against the floor, where there is little room to spread, while the
+spread of the clean curves reflects how hard each image is to recognise. That
+is why, in this run, the mean contrast is strong and the variance contrast is
+{glue:md}`ch1_std_short`; a longer run of a larger network, as in the paper,
+would be expected to trade some of the first for the second.
+
+The bands still touch at the bottom: clean images that the classifier finds
+hard (shirts against T-shirts, pullovers against coats) have curves as low as
+flipped ones. Telling these apart is the job of the detector in the next
+chapter, which learns from the whole curve rather than from one summary of it.
+'''),
+        code('''
+metrics_path = report.write_metrics(out, {
+    "chapter": "01_training_dynamics",
+    "profile": cfg["profile"],
+    "settings": cfg,
+    "noise": {"kind": "symmetric", "rate": noise_rate, "noise_seed": 0, "seed": seed},
+    "num_samples": len(dyn),
+    "num_epochs": dyn.num_epochs,
+    "flip_rate": float(dyn.is_flipped.mean()),
+    "late_epochs": late,
+    "per_epoch": summary,
+    "final_train_acc": float(history["train_acc"].iloc[-1]),
+    "final_test_acc": float(history["test_acc"].iloc[-1]),
+})
+print(f"wrote {metrics_path.name}")
+'''),
+        code('''
+# Sanity checks (hidden in the book; they must hold for every profile, smoke included).
+assert dyn.probs.shape == (len(cap.clean_labels), cfg["epochs"])
+assert abs(dyn.is_flipped.mean() - noise_rate) < 0.01
+assert ((dyn.probs >= 0) & (dyn.probs <= 1)).all()
+assert late["last_clean_mean"] > late["last_mislabeled_mean"], "clean samples should end with a higher p(given label)"
+assert late["clean_mean"] > late["mislabeled_mean"]
+assert metrics_path.is_file()
+''', "remove-input"),
+    ]
+
+
+# =========================================================================== chapter 2
+def chapter_02():
+    return [
+        md(r'''
+# Supervised learning from training dynamics
+
+*Paper: Sec. 3.2, Algorithm 1 and Eq. (2)-(3); detector settings in Appendix B.1.*
+
+The previous chapter showed that a wrong label leaves a trace in the
+given-label probability curve, but not one that a single hand-picked
+statistic separates cleanly. {cite:t}`jia2023learning` therefore turn the
+question into a supervised learning problem. If we flip labels ourselves, we
+know which samples are wrong, and the recorded curves become a labelled data
+set of time series: input, the sequence $L_{y_i}(i, \cdot)$; target, whether
+sample $i$ was flipped. A sequence model fitted on it, the *noise detector*,
+can then score the curves of any other training run.
+
+Algorithm 1 of the paper has three steps, and this chapter runs each of them
+in turn:
+
+1. **Corrupt.** Take an (almost) clean data set $\mathcal{D}$ and change a
+   known share of its labels, giving $\mathcal{D}^N$ with targets
+   $k_i = 1$ if $y^N_i \ne y_i$ and $0$ otherwise.
+2. **Record and fit.** Train the classifier on $\mathcal{D}^N$, record its
+   training dynamics $L^N$, and fit the detector $g$ on
+   $(L^N_{y_i}(i), k_i)$ with a cross-entropy loss and AdamW
+   {cite}`loshchilov2019adamw`.
+3. **Detect.** Train the classifier on the data set $\mathcal{D}'$ to be
+   audited, record its dynamics $L$, and rank its samples by
+   $\tilde g(L_{y_i}(i))$.
+
+The detector is a two-layer LSTM {cite}`hochreiter1997lstm` with 64 hidden
+units reading one probability per time step; a linear layer on its last
+hidden state gives two logits (clean, mislabeled). Two logits with softmax
+cross-entropy are equivalent to the paper's single-output binary cross-entropy.
+'''),
+        code('''
+profile = None          # "smoke", "cpu" or "paper"; None: $MISLABEL_PROFILE, else "cpu"
+epochs = None           # classifier epochs; None: the profile's
+subset = None           # number of training images; None: the profile's
+detector_epochs = None  # passes of the LSTM over the sequences; None: the profile's
+noise_rate = 0.4        # share of labels flipped (symmetric) in both steps 1 and 3
+seed = 0                # seed of the classifier runs and of the detector
+out_dir = None          # folder for metrics.json; None: <repo>/runs/book/02_supervised_detector
+''', "parameters"),
+        code(SETUP_COMMON + '''
+cfg = profiles.get(profile, epochs=epochs, subset=subset, detector_epochs=detector_epochs)
+out = report.chapter_out_dir("02_supervised_detector", out_dir)
+''' + settings_table(), "hide-input"),
+        md(r'''
+## Step 1: corrupt an (almost) clean set
+
+Fashion-MNIST plays the role of $\mathcal{D}$. Real data sets are rarely
+labelled perfectly (the test sets of MNIST and CIFAR-10, for instance, contain
+a few wrong labels {cite}`northcutt2021pervasive`), and Fashion-MNIST is
+unlikely to be an exception; the paper shows that the detector tolerates such
+underlying noise (its Sec. 4.4), and we ignore it here. We flip `noise_rate` of the labels, each to a uniformly drawn other
+class (noise draw `noise_seed=0`). The capture below is the same cached run as
+in chapter 1. The heat map is the resulting transition matrix: row $c$ shows
+where the samples of true class $c$ ended up.
+'''),
+        code('''
+train_cap = report.capture_for(cfg, noise="symmetric", rate=noise_rate, noise_seed=0, seed=seed)
+train_dyn = train_cap.dynamics
+classes = train_dyn.meta.get("classes") or list(range(int(train_cap.clean_labels.max()) + 1))
+transitions = pd.crosstab(pd.Categorical.from_codes(train_cap.clean_labels, classes),
+                          pd.Categorical.from_codes(train_dyn.labels, classes),
+                          normalize="index", dropna=False)
+fig, ax = plt.subplots(figsize=(6.5, 5.2))
+sns.heatmap(transitions, annot=True, fmt=".2f", cmap="Blues", cbar=False, ax=ax, annot_kws={"size": 7})
+ax.set(xlabel="given label $y^N$", ylabel="true label $y$", title="Step 1: label transitions")
+plt.show()
+print(f"k_i = 1 for {int(train_dyn.is_flipped.sum())} of {len(train_dyn)} samples")
+'''),
+        md(r'''
+## Step 2: record the dynamics and fit the detector
+
+The classifier run on $\mathcal{D}^N$ gives $L^N$ (chapter 1 plotted it). The
+detector is then fitted on all $N$ sequences, of which 10% (stratified) are
+held out to pick the best epoch by average precision. The paper trains for
+ten epochs with AdamW, batch size 64 and learning rate 0.1. In our runs, with
+16-epoch sequences and a few thousand samples, that rate made the first epochs
+erratic; the library's default of 0.01 trained smoothly, so the `cpu` profile
+uses 0.01, and the `paper` profile keeps 0.1.
+'''),
+        code('''
+detector = report.detector_for(cfg, train_cap, seed=seed)
+det_hist = pd.DataFrame(detector.history)
+stage = detector.info["stages"][-1]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+axes[0].plot(det_hist["epoch"], det_hist["train_loss"], marker="o", color="tab:green")
+axes[0].set(xlabel="detector epoch", ylabel="cross-entropy", title="Training loss")
+axes[1].plot(det_hist["epoch"], det_hist["val_ap"], marker="o", color="tab:green")
+axes[1].axvline(stage["best_epoch"], color="0.6", ls="--", label=f"kept: epoch {stage['best_epoch']}")
+axes[1].set(xlabel="detector epoch", ylabel="average precision", title="Held-out 10%: average precision")
+axes[1].legend(loc="lower right")
+for ax in axes:
+    ax.set_xticks(det_hist["epoch"])
+plt.tight_layout()
+plt.show()
+det_hist.set_index("epoch").style.format("{:.4f}")
+'''),
+        md(r'''
+## Step 3: detect on an independently corrupted set
+
+In the paper, step 3 runs on other data sets (Tiny ImageNet, WebVision, ...).
+Here $\mathcal{D}'$ is a second noisy copy of the same images whose flips are
+drawn anew (`noise_seed=1`), so the detector has never seen which of these
+labels are wrong, and we still know the truth to measure it. The classifier is
+trained again from scratch on $\mathcal{D}'$ and its dynamics are scored.
+For comparison we score the same dynamics with AUM {cite}`pleiss2020aum`
+(the margin between the given label's logit and the largest other logit,
+averaged over epochs; low AUM is suspicious), computed from the very same run.
+'''),
+        code('''
+eval_cap = report.capture_for(cfg, noise="symmetric", rate=noise_rate, noise_seed=1, seed=seed)
+eval_dyn = eval_cap.dynamics
+overlap = float((train_dyn.is_flipped & eval_dyn.is_flipped).mean())
+print(f"flipped in D^N: {train_dyn.is_flipped.mean():.1%}, in D': {eval_dyn.is_flipped.mean():.1%}, "
+      f"in both: {overlap:.1%} (independent draws give about {noise_rate**2:.1%})")
+scores = report.score_methods(eval_dyn, detector)
+results = report.evaluate_methods(scores, eval_dyn.is_flipped)
+
+group = np.where(eval_dyn.is_flipped, "mislabeled", "clean")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for ax, (name, xlabel) in zip(axes, [("LSTM detector", "detector score (probability of mislabeled)"),
+                                     ("AUM", "-AUM (higher = more suspicious)")]):
+    sns.histplot(x=scores[name], hue=group, hue_order=["clean", "mislabeled"], bins=50, stat="density",
+                 common_norm=False, element="step", palette=PALETTE, ax=ax)
+    ax.set(xlabel=xlabel, title=name)
+# The detector's scores pile up at 0 and 1; a log scale shows the overlap in between.
+axes[0].set(yscale="log", ylabel="density (log scale)")
+plt.tight_layout()
+plt.show()
+results.set_index("method")[["map", "roc_auc", "precision_at_95", "precision_at_k", "k", "n"]].style.format(
+    {"map": "{:.3f}", "roc_auc": "{:.3f}", "precision_at_95": "{:.3f}", "precision_at_k": "{:.3f}"})
+'''),
+        code('''
+res = results.set_index("method")
+glue("ch2_det_map", float(res.loc["LSTM detector", "map"]), display=False)
+glue("ch2_det_auc", float(res.loc["LSTM detector", "roc_auc"]), display=False)
+glue("ch2_det_p95", float(res.loc["LSTM detector", "precision_at_95"]), display=False)
+glue("ch2_aum_map", float(res.loc["AUM", "map"]), display=False)
+glue("ch2_aum_auc", float(res.loc["AUM", "roc_auc"]), display=False)
+glue("ch2_aum_p95", float(res.loc["AUM", "precision_at_95"]), display=False)
+glue("ch2_val_ap", float(stage["best_val_ap"]), display=False)
+glue("ch2_best_epoch", int(stage["best_epoch"]), display=False)
+glue("ch2_rate", float(eval_dyn.is_flipped.mean()), display=False)
+glue("ch2_overlap", overlap, display=False)
+diff = float(res.loc["LSTM detector", "map"] - res.loc["AUM", "map"])
+glue("ch2_map_verdict", Markdown(
+    f"above AUM's ({diff:+.4f})" if diff > 0.002 else
+    f"below AUM's ({diff:+.4f})" if diff < -0.002 else f"level with AUM's (difference {diff:+.4f})"),
+    display=False)
+
+pd.DataFrame({
+    "paper": ["CIFAR-10/100 (ResNet-32, 200 epochs); off-the-shelf detector: CIFAR-100, 30% symmetric",
+              "2-layer LSTM, 64 units", "AdamW, lr 0.1, batch 64, 10 epochs",
+              "other data sets (Tiny ImageNet, CUB-200, Caltech-256, WebVision, Clothing1M)",
+              "precise detection without retraining (Sec. 3.3, 4.2, 4.3)"],
+    "this book": [f"{cfg['dataset']} subset of {len(train_dyn)}, {cfg['model']}, {cfg['epochs']} epochs, "
+                  f"{noise_rate:.0%} symmetric",
+                  "2-layer LSTM, 64 units",
+                  f"AdamW, lr {cfg.get('detector_lr', 0.01)}, batch 64, {cfg['detector_epochs']} epochs",
+                  "same images, independent noise draw",
+                  f"mAP {res.loc['LSTM detector', 'map']:.3f} (AUM {res.loc['AUM', 'map']:.3f}) "
+                  f"at {eval_dyn.is_flipped.mean():.0%} noise"],
+}, index=["data for steps 1-2", "detector", "detector training", "data for step 3", "outcome"])
+'''),
+        md(r'''
+## What we see
+
+The detector's held-out average precision on its own training dynamics peaked
+at {glue:text}`ch2_val_ap:.3f` (detector epoch {glue:text}`ch2_best_epoch`).
+On the independently corrupted set, where {glue:text}`ch2_rate:.1%` of the
+labels are wrong (and only {glue:text}`ch2_overlap:.1%` of all samples were
+flipped in both copies), it ranks the wrong labels with an mAP of
+{glue:text}`ch2_det_map:.3f`, a ROC AUC of {glue:text}`ch2_det_auc:.3f` and a
+Precision@95 of {glue:text}`ch2_det_p95:.3f`. AUM on the same run reaches
+{glue:text}`ch2_aum_map:.3f`, {glue:text}`ch2_aum_auc:.3f` and
+{glue:text}`ch2_aum_p95:.3f`: the detector's mAP is {glue:md}`ch2_map_verdict`.
+
+The score histograms show why both rankings do well at this noise level:
+most flipped samples keep a tiny probability for their given label
+throughout training (chapter 1), so they sit far from most clean samples
+whichever summary of the curve one takes. The errors come from the overlap in
+the middle: clean images the classifier finds hard to recognise, whose curves
+stay as low as those of flipped samples, and, in longer runs, flipped samples
+the network memorises. Precision@95 is the metric most sensitive to them,
+since it must reach 95% of the flipped samples, the least conspicuous included.
+
+This is Algorithm 1 in miniature. Chapter 3 repeats it over noise rates and a
+second kind of noise, which is where the paper reports its comparison with AUM.
+'''),
+        code('''
+metrics_path = report.write_metrics(out, {
+    "chapter": "02_supervised_detector",
+    "profile": cfg["profile"],
+    "settings": cfg,
+    "noise": {"kind": "symmetric", "rate": noise_rate, "train_noise_seed": 0, "eval_noise_seed": 1,
+              "seed": seed},
+    "detector_history": detector.history,
+    "detector_best_epoch": stage["best_epoch"],
+    "detector_best_val_ap": stage["best_val_ap"],
+    "flip_overlap": overlap,
+    "results": results,
+})
+print(f"wrote {metrics_path.name}")
+'''),
+        code('''
+# Sanity checks (hidden in the book; they must hold for every profile, smoke included).
+rate = float(eval_dyn.is_flipped.mean())
+assert abs(rate - noise_rate) < 0.01
+assert res.loc["LSTM detector", "map"] > rate, "detector must beat a random ranking"
+assert res.loc["AUM", "map"] > rate, "AUM must beat a random ranking"
+assert res.loc["LSTM detector", "roc_auc"] > 0.5 and res.loc["AUM", "roc_auc"] > 0.5
+assert stage["best_val_ap"] > float(train_dyn.is_flipped.mean())
+assert len(det_hist) == cfg["detector_epochs"]
+assert metrics_path.is_file()
+''', "remove-input"),
+    ]
+
+
+# =========================================================================== chapter 3
+def chapter_03():
+    return [
+        md(r'''
+# Identifying mislabeled samples
+
+*Paper: Sec. 4.1 with Figs. 3 and 4; Appendix A (metrics) and B.1 (set-up, Fig. 9).*
+
+Chapter 2 ran Algorithm 1 once. The paper's first evaluation runs it across
+noise rates and two kinds of synthesized noise and compares the learned
+detector with AUM {cite}`pleiss2020aum`, the hand-designed statistic it
+considers strongest among those computed from training dynamics. For every
+setting (noise kind, noise rate) we:
+
+1. capture the dynamics of a noisy copy (noise draw 0) and fit a detector on them;
+2. capture a second, independently drawn noisy copy (noise draw 1), i.e. a
+   separate classifier run on the same images with other flips;
+3. rank the samples of the second copy by the detector's score and by AUM from
+   the same run, and compare both rankings with the known flips.
+
+The two noise kinds follow the paper's appendix. *Symmetric* noise gives a
+flipped sample a uniformly drawn other class. *Asymmetric* noise moves it to
+the adjacent class, $c \to c + 1 \pmod C$, a systematic confusion that the
+classifier can learn as if it were a pattern.
+
+The three metrics (Appendix A of the paper) treat detection as ranking:
+
+* **mAP**, the average precision, i.e. the area under the precision-recall
+  curve of the ranking; a random ranking scores the noise rate;
+* **ROC AUC**, the probability that a random flipped sample is ranked above a
+  random clean one; a random ranking scores 0.5;
+* **Precision@95**, the precision at the first cut-off that catches 95% of
+  the flipped samples: the share of truly wrong labels among everything one
+  would have to inspect to find nearly all of them.
+'''),
+        code('''
+profile = None      # "smoke", "cpu" or "paper"; None: $MISLABEL_PROFILE, else "cpu"
+epochs = None       # classifier epochs; None: the profile's
+subset = None       # number of training images; None: the profile's
+rates = None        # noise rates, e.g. [0.2, 0.4] or "[0.3]"; None: the profile's
+noise_kinds = None  # e.g. ["symmetric"]; None: the profile's (symmetric and asymmetric)
+seed = 0            # seed of the classifier runs and of the detectors
+out_dir = None      # folder for metrics.json; None: <repo>/runs/book/03_identify_mislabeled
+''', "parameters"),
+        code(SETUP_COMMON + '''
+cfg = profiles.get(profile, epochs=epochs, subset=subset, rates=report.as_list(rates),
+                   noise_kinds=report.as_list(noise_kinds, str))
+out = report.chapter_out_dir("03_identify_mislabeled", out_dir)
+''' + settings_table("rates", "noise_kinds"), "hide-input"),
+        md(r'''
+## Running the grid
+
+Every capture and every detector is cached, so the symmetric 40% runs are
+those of chapters 1 and 2. On 2 otherwise idle CPU cores with the `cpu`
+profile, this chapter trains the other 14 classifiers and 8 detectors in
+about eight minutes when run for the first time.
+'''),
+        code('''
+table = report.run_grid(cfg, cfg["noise_kinds"], cfg["rates"], seed=seed)
+diff = report.method_comparison(table)
+print(f"{table['kind'].nunique()} noise kinds x {table['rate'].nunique()} rates, "
+      f"{int(table['n'].iloc[0])} samples per evaluated set")
+'''),
+        md(r'''
+## Detection scores
+
+The figure has the layout of the paper's Figs. 3 and 9: one panel per metric,
+the noise rate on the x-axis, one line per method, and one row per noise kind.
+The dotted grey line is what a random ranking would score.
+'''),
+        code('''
+long = report.metrics_long(table)
+g = sns.relplot(data=long, x="rate", y="value", hue="method", style="method", markers=True, dashes=False,
+                row="kind", col="metric", kind="line", palette=PALETTE, height=3.0, aspect=1.15,
+                facet_kws={"sharey": "col", "margin_titles": True})
+g.set_titles(row_template="{row_name} noise", col_template="{col_name}")
+g.set_axis_labels("noise rate", "score")
+for (kind, metric), ax in g.axes_dict.items():
+    chance = [0.5] * len(cfg["rates"]) if metric == "ROC AUC" else cfg["rates"]
+    ax.plot(cfg["rates"], chance, color="0.6", ls=":", zorder=0)
+    ax.set_xticks(cfg["rates"])
+g.legend.set_title(None)
+plt.show()
+'''),
+        md(r'''
+The numbers behind the figure, with the final test accuracy of the classifier
+trained on the evaluated copy (clean test labels) for context:
+'''),
+        code('''
+wide = table.pivot_table(index=["kind", "rate"], columns="method",
+                         values=["map", "roc_auc", "precision_at_95"], sort=False)
+wide = wide.rename(columns=report.METRIC_LABELS, level=0)
+wide[("classifier", "test accuracy")] = table.groupby(["kind", "rate"], sort=False)["test_acc"].first()
+wide.style.format("{:.3f}").format_index("{:g}", axis=0, level=1)
+'''),
+        md(r'''
+Detector minus AUM for each setting and metric (positive: the detector ranks
+better). Each setting is one trial, so these differences come without error
+bars:
+'''),
+        code('''
+lim = max(float(diff[list(report.METRIC_LABELS)].abs().max().max()), 1e-3)
+(diff.rename(columns=report.METRIC_LABELS).set_index(["kind", "rate"])
+     .style.format("{:+.3f}").format_index("{:g}", axis=0, level=1)
+     .background_gradient(cmap="RdBu", vmin=-lim, vmax=lim))
+'''),
+        code('''
+def verdict(kind, metric="map"):
+    return Markdown(report.comparison_sentence(diff, kind, metric))
+
+for kind in ("symmetric", "asymmetric"):
+    for metric in report.METRIC_LABELS:
+        glue(f"ch3_{kind}_{metric}", verdict(kind, metric), display=False)
+mean_map = table.groupby(["kind", "method"])["map"].mean()
+for kind in ("symmetric", "asymmetric"):
+    for method, short in (("LSTM detector", "det"), ("AUM", "aum")):
+        glue(f"ch3_{kind}_{short}_mean_map", float(mean_map.get((kind, method), float("nan"))), display=False)
+high = table[(table["kind"] == "asymmetric") & (table["rate"] > 0.5)]
+if len(high):
+    r = high["rate"].max()
+    at = high[high["rate"] == r].set_index("method")
+    glue("ch3_asym_high", Markdown(
+        f"At {r:g} asymmetric noise in this run, AUM reaches an mAP of {at.loc['AUM', 'map']:.3f} "
+        f"and the detector {at.loc['LSTM detector', 'map']:.3f}, where a random ranking would score {r:g}."),
+        display=False)
+else:
+    glue("ch3_asym_high", Markdown("This run has no asymmetric rate above 0.5."), display=False)
+def tally_text(kind, max_rate=None):
+    t = report.tally(diff, kind, max_rate=max_rate)
+    return f"ahead in {t['ahead']}, level in {t['tied']} and behind in {t['behind']} of {t['total']} comparisons"
+glue("ch3_tally_symmetric", Markdown(tally_text("symmetric")), display=False)
+glue("ch3_tally_asymmetric", Markdown(tally_text("asymmetric", max_rate=0.5)), display=False)
+glue("ch3_min_sym_map", float(table[table.kind == "symmetric"]["map"].min()), display=False)
+default_run = {k: v for k, v in cfg.items() if k != "profile"} == {
+    k: v for k, v in profiles.get("cpu").items() if k != "profile"}
+glue("ch3_profile_note", Markdown(
+    "The numbers above come from the default `cpu` profile, the run this paragraph describes." if default_run else
+    f"*This page was built with other settings (profile `{cfg['profile']}`), so the numbers above are not the "
+    "ones this paragraph describes, which come from the default `cpu` profile.*"), display=False)
+
+pd.DataFrame({
+    "paper (CIFAR-10/100, ResNet-32, 200 epochs)": [
+        "detector ahead of AUM in mAP, ROC AUC and Precision@95 (Fig. 3)",
+        "detector ahead of AUM (Figs. 4 and 9)",
+        "asymmetric noise is harder to detect than symmetric noise (App. B.1)",
+    ],
+    f"this book ({cfg['dataset']}, {cfg['model']}, {cfg['epochs']} epochs)": [
+        report.comparison_sentence(diff, "symmetric", "map"),
+        report.comparison_sentence(diff, "asymmetric", "map"),
+        f"mean mAP at rates below 0.5: symmetric {table[(table.kind == 'symmetric') & (table.rate < 0.5)]['map'].mean():.3f}, "
+        f"asymmetric {table[(table.kind == 'asymmetric') & (table.rate < 0.5)]['map'].mean():.3f}",
+    ],
+}, index=["symmetric noise", "asymmetric noise", "symmetric vs asymmetric"])
+'''),
+        md(r'''
+## The paper's claim and ours
+
+The paper reports its Sec. 4.1 results only as bar charts (Figs. 3, 4 and
+9), so we compare claims rather than numbers. Its claim is that on CIFAR-10
+and CIFAR-100 the learned detector does better than AUM, in the symmetric as
+well as in the asymmetric setting.
+
+What we find with this book's settings:
+
+* **Symmetric noise:** {glue:md}`ch3_symmetric_map`. In ROC AUC,
+  {glue:md}`ch3_symmetric_roc_auc`; in Precision@95,
+  {glue:md}`ch3_symmetric_precision_at_95`. Averaged over rates, the detector
+  scores {glue:text}`ch3_symmetric_det_mean_map:.3f` and AUM
+  {glue:text}`ch3_symmetric_aum_mean_map:.3f`.
+* **Asymmetric noise:** {glue:md}`ch3_asymmetric_map`. In ROC AUC,
+  {glue:md}`ch3_asymmetric_roc_auc`; in Precision@95,
+  {glue:md}`ch3_asymmetric_precision_at_95`. Averaged over rates, the
+  detector scores {glue:text}`ch3_asymmetric_det_mean_map:.3f` and AUM
+  {glue:text}`ch3_asymmetric_aum_mean_map:.3f`.
+
+Counting all three metrics, the detector is {glue:md}`ch3_tally_symmetric`
+under symmetric noise, and {glue:md}`ch3_tally_asymmetric` under asymmetric
+noise below 50% (differences within 0.002 count as level).
+
+{glue:md}`ch3_profile_note` Under symmetric noise the two rankings are
+practically the same in mAP and ROC AUC, where both are close to perfect
+(every symmetric mAP is at least {glue:text}`ch3_min_sym_map:.3f`), and the
+detector is ahead in Precision@95 at every rate, that is, in the part of the
+ranking that has to reach the last and least conspicuous flipped samples.
+Under asymmetric noise AUM is ahead at 20% in all three metrics; at 40% the
+detector is well ahead in mAP and ROC AUC but behind in Precision@95. At 40%
+the two labels of each class are split 60/40, so a classifier that does not
+memorise gives clean and flipped samples similar, intermediate probabilities;
+a fixed summary such as the average margin orders them poorly overall, while a
+detector trained on the same kind of split can learn where the boundary
+between the two lies (though not, here, for the last 5% of flipped samples).
+We read this as partial support for the paper's claim, not as a
+confirmation: the detector is never clearly worse under symmetric noise, but
+its advantage there is small, and under asymmetric noise it depends on the
+rate and the metric. Four differences in set-up limit what the
+comparison can show:
+
+* **Short dynamics.** With the `cpu` profile our sequences have 16 points instead of 200. Most of what
+  separates a clean from a flipped curve in 16 epochs is *how high* it is,
+  which the average margin (AUM) already captures; the detector's strength, a
+  learned reading of the curve's *shape* (when a sample is learned, whether it
+  is forgotten after a learning-rate drop), has little room to matter.
+* **Little memorisation.** A small CNN trained for 16 epochs on 8,000 images
+  memorises few wrong labels, so flipped samples keep low probabilities and
+  both rankings are nearly perfect under symmetric noise, leaving little to
+  improve on (chapter 1 shows the training accuracy staying below the share of
+  correct labels). The paper's appendix says its networks fit the noisy labels
+  within their 200 epochs; memorised wrong labels are exactly where a single
+  average such as AUM and a learned reading of the curve can disagree.
+* **Fewer training sequences.** The detector learns from 8,000 curves per
+  setting instead of 50,000.
+* **One trial.** The paper averages four trials per setting; we run one per
+  setting, so we have no error bars, and differences of a few thousandths
+  should not be read as a ranking of the methods.
+
+**Asymmetric noise above 0.5 is a different problem.** When more than half of
+each class is moved to the next class, the wrong label becomes the majority
+label of every image type: the classifier learns the shifted labelling, the
+flipped samples look "easy" and the minority of correct labels look wrong. AUM,
+which assumes that mislabeled samples are the ones the network fails to fit,
+then ranks the *clean* samples first and falls below a random ranking, while
+the detector, trained on noise of the same kind and rate, learns the inverted
+rule. {glue:md}`ch3_asym_high` Whether this counts as detection is debatable:
+the detector is told what the noise looks like, AUM is not. The paper's text
+does not discuss this regime; its appendix only remarks that asymmetric noise
+shifts the data distribution and makes detection harder.
+
+For reference, the paper's own numbers that *are* in its text, Table 1 (test
+accuracy of a ResNet-32 retrained after removing the samples each method flags,
+Sec. 4.2, a different evaluation from the figure above), show that even at
+full scale the two methods are close: the detector is ahead of AUM in six of
+the eight settings, by 0.1 to 1.4 points, and behind in two, by 0.5 and 1.6
+points.
+'''),
+        code('''
+paper_table1 = pd.DataFrame(
+    {("CIFAR-10", 0.2): [90.2, 91.1], ("CIFAR-10", 0.4): [87.5, 88.9], ("CIFAR-10", 0.6): [82.1, 83.5],
+     ("CIFAR-10", 0.8): [54.4, 55.5], ("CIFAR-100", 0.2): [65.5, 65.6], ("CIFAR-100", 0.4): [61.3, 60.8],
+     ("CIFAR-100", 0.6): [53.0, 54.3], ("CIFAR-100", 0.8): [31.7, 30.1]},
+    index=["AUM", "detector (paper's 'Ours')"])
+paper_table1.columns.names = ["paper, Table 1: test accuracy (%) after removal", "symmetric noise rate"]
+paper_table1
+'''),
+        code('''
+metrics_path = report.write_metrics(out, {
+    "chapter": "03_identify_mislabeled",
+    "profile": cfg["profile"],
+    "settings": cfg,
+    "protocol": {"train_noise_seed": 0, "eval_noise_seed": 1, "seed": seed, "asymmetric_mapping": "next"},
+    "results": table,
+    "detector_minus_aum": diff,
+})
+print(f"wrote {metrics_path.name}")
+'''),
+        code('''
+# Sanity checks (hidden in the book; they must hold for every profile, smoke included).
+assert set(table["kind"]) == set(cfg["noise_kinds"])
+assert sorted(table["rate"].unique()) == sorted(cfg["rates"])
+for row in table.itertuples():
+    assert 0 <= row.map <= 1 and 0 <= row.roc_auc <= 1 and 0 <= row.precision_at_95 <= 1
+    assert abs(row.noise_rate - row.rate) < 0.01
+    # Below 50% noise the flipped labels are a minority: both rankings must beat chance.
+    if row.rate < 0.5:
+        assert row.map > row.rate, (row.kind, row.rate, row.method, row.map)
+        assert row.roc_auc > 0.5, (row.kind, row.rate, row.method, row.roc_auc)
+    # The detector is trained on noise of the same kind and rate: it must beat chance everywhere.
+    if row.method == "LSTM detector":
+        assert row.map > row.rate, (row.kind, row.rate, row.map)
+assert metrics_path.is_file()
+''', "remove-input"),
+    ]
+
+
+
+# =========================================================================== chapter 4
+def chapter_04():
+    return [
+        md(r'''
+# Off-the-shelf and fine-tuned detectors
+
+*Paper: Sec. 3.3 ("Off-the-shelf noise detector and transferability") and Fig. 5.*
+
+The practical promise of {cite:t}`jia2023learning` is that a detector trained
+once, on one data set with synthesized noise, can rank label errors in *other*
+data without being retrained: the paper trains on CIFAR-100 with 30% symmetric
+noise and applies the detector to CUB-200-2011 and Caltech-256 (Fig. 5), and
+shows that fine-tuning it on the new data (learning rate 0.03 instead of 0.1)
+adds a further margin.
+
+This chapter repeats the experiment at our scale. The source detector is
+chapter 2's (trained on the Fashion-MNIST subset with 40% symmetric noise).
+It is moved in three directions:
+
+* to **another data set** (scikit-learn's 8x8 digits),
+* to **another kind of noise** (asymmetric, class $i \to i+1$),
+* to dynamics of **another architecture** (an MLP instead of the CNN).
+
+For each target we compare five rankings of an evaluation noise draw
+(`noise_seed=1`) that no detector has seen: the source detector as it is
+(*off-the-shelf*), the source detector *fine-tuned* on a different noise draw
+of the target (`noise_seed=0`), a detector trained from scratch on that draw
+(*in-domain*), the detector shipped with the library (*shipped*, see the model
+card chapter) and AUM {cite}`pleiss2020aum` on the evaluation run itself.
+'''),
+        code('''
+profile = None          # "smoke", "cpu" or "paper"; None: $MISLABEL_PROFILE, else "cpu"
+epochs = None           # classifier epochs; None: the profile's
+subset = None           # training images of the source data set; None: the profile's
+fine_tune_lr = 0.003    # 0.3 x the detector's learning rate, the paper's ratio 0.03 / 0.1
+fine_tune_epochs = None # None: the profile's
+seed = 0
+out_dir = None          # folder for metrics.json; None: <repo>/runs/book/04_transfer
+''', "parameters"),
+        code(SETUP_COMMON + '''
+from mislabel import transfer
+
+cfg = profiles.get(profile, epochs=epochs, subset=subset, fine_tune_epochs=fine_tune_epochs)
+out = report.chapter_out_dir("04_transfer", out_dir)
+''' + settings_table("fine_tune_epochs", "transfer_dataset"), "hide-input"),
+        md(r'''
+## The source detector
+
+Chapter 2's capture and detector are reused from the cache: same data, same
+noise draw, same settings.
+'''),
+        code('''
+source_cap = report.capture_for(cfg, noise="symmetric", rate=0.4, noise_seed=0, seed=seed)
+source = report.detector_for(cfg, source_cap, seed=seed)
+print(source, "trained on", len(source_cap.dynamics), "sequences of", source_cap.dynamics.num_epochs, "epochs")
+'''),
+        md(r'''
+## Five rankings per target
+
+Each target is captured twice with the profile's training settings (two
+independent noise draws). The fine-tuned and in-domain detectors learn from
+draw 0; every method is scored on draw 1.
+'''),
+        code('''
+rows = []
+for name, overrides, kind, rate in transfer.book_targets(cfg):
+    tcfg = dict(cfg, **overrides)
+    fit_cap = report.capture_for(tcfg, noise=kind, rate=rate, noise_seed=0, seed=seed)
+    eval_cap = report.capture_for(tcfg, noise=kind, rate=rate, noise_seed=1, seed=seed)
+    scores = transfer.compare(source, fit_cap.dynamics, eval_cap.dynamics, fine_tune_lr=fine_tune_lr,
+                              fine_tune_epochs=int(cfg["fine_tune_epochs"]), epochs=int(cfg["detector_epochs"]),
+                              lr=float(cfg["detector_lr"]), seed=seed)
+    for row in transfer.evaluate(scores, eval_cap.dynamics.is_flipped):
+        rows.append({"target": name, "noise": f"{rate:.0%} {kind}", "samples": len(eval_cap.dynamics), **row})
+table = pd.DataFrame(rows)
+table.pivot(index="target", columns="method", values="map")[list(transfer.METHODS)].style.format("{:.3f}")
+'''),
+        md(r'''
+The figure has the layout of the paper's Fig. 5, one group of bars per
+target, with all three metrics of Appendix A.
+'''),
+        code('''
+colors = {"off-the-shelf": "tab:orange", "fine-tuned": "tab:green", "in-domain": "tab:blue",
+          "shipped": "tab:olive", "AUM": "tab:purple"}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=False)
+for ax, (metric, label) in zip(axes, report.METRIC_LABELS.items()):
+    sns.barplot(data=table, x="target", y=metric, hue="method", hue_order=list(transfer.METHODS),
+                palette=colors, ax=ax)
+    low = max(0.0, float(table[metric].min()) - 0.05)
+    ax.set(ylim=(low, 1.0), xlabel="", ylabel=label, title=label)
+    ax.tick_params(axis="x", labelrotation=15)
+    ax.legend().remove()
+axes[0].legend(loc="lower left", fontsize="small", ncol=2)
+plt.tight_layout()
+plt.show()
+'''),
+        code('''
+wide = table.pivot(index="target", columns="method", values="map")
+gain = (wide["fine-tuned"] - wide["off-the-shelf"])
+closest = (wide["in-domain"] - wide["off-the-shelf"]).abs().idxmin()
+glue("ch4_ft_gain_mean", float(gain.mean()), display=False)
+glue("ch4_ft_better", int((gain > 0.001).sum()), display=False)
+glue("ch4_targets", len(wide), display=False)
+glue("ch4_ots_min", float(wide["off-the-shelf"].min()), display=False)
+glue("ch4_ots_max", float(wide["off-the-shelf"].max()), display=False)
+glue("ch4_gap_mean", float((wide["in-domain"] - wide["off-the-shelf"]).mean()), display=False)
+glue("ch4_shipped_vs_aum", int((wide["shipped"] > wide["AUM"] + 0.001).sum()), display=False)
+pd.DataFrame({
+    "paper (Fig. 5)": ["CIFAR-100, 30% symmetric, ResNet-32, 200 epochs", "CUB-200-2011, Caltech-256",
+                       "0.03 (base 0.1)", "fine-tuned above off-the-shelf on both targets"],
+    "this book": [f"{cfg['dataset']} subset, 40% symmetric, {cfg['model']}, {cfg['epochs']} epochs",
+                  ", ".join(wide.index), f"{fine_tune_lr} (base {cfg['detector_lr']})",
+                  f"fine-tuned above off-the-shelf on {int((gain > 0.001).sum())} of {len(wide)} targets "
+                  f"(mean mAP change {gain.mean():+.3f})"],
+}, index=["source", "targets", "fine-tuning lr", "outcome"])
+'''),
+        md(r'''
+## What we see
+
+Off the shelf, the source detector reaches an mAP between
+{glue:text}`ch4_ots_min:.3f` and {glue:text}`ch4_ots_max:.3f` on targets it
+never saw, an average of {glue:text}`ch4_gap_mean:.3f` below detectors trained
+on the target itself. Fine-tuning on one noisy draw of the target changed the
+mAP by {glue:text}`ch4_ft_gain_mean:.3f` on average and improved it on
+{glue:text}`ch4_ft_better` of {glue:text}`ch4_targets` targets. The paper
+reports a clear gain from fine-tuning on CUB-200 and Caltech-256; at our scale
+the source and targets are close (small gray-scale images, short runs), so
+there is less to adapt to, and the effect is smaller.
+
+The shipped detector, trained on a mix of noise kinds, rates, run lengths and
+two architectures, and reading the AUM margin as a second channel, beats AUM
+on {glue:text}`ch4_shipped_vs_aum` of {glue:text}`ch4_targets` targets.
+Asymmetric noise is the setting to watch: flips into one neighbouring class
+form a consistent pattern that the classifier partly learns, so their
+given-label probability rises and averaging the margin (AUM) separates them
+less well; a detector that has seen such curves can still recognise their
+shape, while one trained on symmetric noise only (off-the-shelf) has not.
+'''),
+        code('''
+metrics_path = report.write_metrics(out, {
+    "chapter": "04_transfer", "profile": cfg["profile"], "settings": cfg,
+    "fine_tune_lr": fine_tune_lr, "results": table,
+})
+print(f"wrote {metrics_path.name}")
+'''),
+        code('''
+# Sanity checks (hidden in the book).
+for _, r in table.iterrows():
+    assert r["map"] > r["noise_rate"], f"{r['method']} on {r['target']} is no better than random"
+    assert r["roc_auc"] > 0.5
+assert set(table["method"]) == set(transfer.METHODS)
+assert metrics_path.is_file()
+''', "remove-input"),
+    ]
+
+
+# =========================================================================== chapter 5
+def chapter_05():
+    return [
+        md(r'''
+# Find label errors in your own training loop
+
+This chapter is a recipe for practitioners. You have a data set, a model and
+your own PyTorch training loop; you want a ranked list of samples whose label
+is probably wrong, from the one training run you were going to do anyway.
+Three lines go into the loop, one line scores the result with the detector
+shipped with the library:
+
+```python
+rec = mislabel.DynamicsRecorder(num_samples=len(train_set))   # before training
+rec.update(logits, targets, sample_ids)                       # after each forward pass
+rec.next_epoch()                                              # after each epoch
+scores = mislabel.detect(rec.result())                        # (N,) higher = more suspicious
+```
+
+To be able to *grade* the result we use Fashion-MNIST images and corrupt a
+share of the labels ourselves, the way annotators err: T-shirts called shirts,
+pullovers called coats, sneakers called sandals (`mapping="fashion-mnist"`).
+On your own data you would skip that step.
+'''),
+        code('''
+profile = None        # "smoke", "cpu" or "paper"; None: $MISLABEL_PROFILE, else "cpu"
+subset = None         # training images; None: the profile's tutorial_subset
+epochs = None         # None: the profile's tutorial_epochs
+noise_rate = 0.2      # share of labels we corrupt (to grade the ranking)
+folds = None          # cross-validation folds for the cleanlab comparison; None: the profile's
+seed = 0
+out_dir = None        # folder for metrics.json; None: <repo>/runs/book/05_your_training_loop
+''', "parameters"),
+        code(SETUP_COMMON + '''
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import mislabel
+
+cfg = profiles.get(profile, tutorial_subset=subset, tutorial_epochs=epochs, cv_folds=folds)
+out = report.chapter_out_dir("05_your_training_loop", out_dir)
+mislabel.set_seed(seed)
+''', "hide-input"),
+        md(r'''
+## Your data
+
+Any tensors will do; the only requirement is that the loop knows the index of
+every sample in the training set (`sample_ids`), so the recorder can file each
+probability under the right sample.
+'''),
+        code('''
+ds = mislabel.data.load("fashion-mnist", split="train", subset=cfg["tutorial_subset"], seed=seed)
+labels, flipped = mislabel.noise.asymmetric(ds.labels, rate=noise_rate, num_classes=10, seed=seed,
+                                            mapping="fashion-mnist")
+images = ds.images.float() / 255.0            # (N, 1, 28, 28)
+targets = torch.as_tensor(labels)             # the labels you were given (20% of them wrong)
+print(f"{len(images)} images, {int(flipped.sum())} labels corrupted")
+'''),
+        md(r'''
+## Your model and your loop
+
+A plain loop: SGD with momentum, constant learning rate, mini-batches of 64,
+no augmentation. The three recorder lines are marked.
+'''),
+        code('''
+model = nn.Sequential(
+    nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+rec = mislabel.DynamicsRecorder(num_samples=len(images))           # <- 1
+start = time.perf_counter()
+for epoch in range(cfg["tutorial_epochs"]):
+    for ids in torch.randperm(len(images)).split(64):
+        logits = model(images[ids])
+        loss = F.cross_entropy(logits, targets[ids])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        rec.update(logits, targets[ids], ids)                       # <- 2
+    rec.next_epoch()                                                # <- 3
+train_seconds = time.perf_counter() - start
+dyn = rec.result()
+print(f"trained {cfg['tutorial_epochs']} epochs in {train_seconds:.0f} s; dynamics {dyn.probs.shape}")
+'''),
+        md(r'''
+## Rank the suspects
+
+`mislabel.detect` uses the detector shipped inside the package. It accepts
+runs of any length (they are resampled to the length it was trained on).
+'''),
+        code('''
+scores = mislabel.detect(dyn)
+order = np.argsort(-scores)
+with torch.no_grad():
+    predicted = model(images).argmax(1).numpy()
+top = order[:16]
+fig, axes = plt.subplots(2, 8, figsize=(13, 4.2))
+for ax, i in zip(axes.flat, top):
+    ax.imshow(ds.images[i, 0], cmap="gray_r")
+    wrong = bool(flipped[i])
+    ax.set_title(f"given: {ds.classes[labels[i]]}\\npred: {ds.classes[predicted[i]]}\\nscore {scores[i]:.2f}",
+                 fontsize=7, color="tab:red" if wrong else "black")
+    ax.axis("off")
+fig.suptitle("The 16 most suspicious labels (red: a label we corrupted)", fontsize=10)
+plt.tight_layout()
+plt.show()
+top_k = int(flipped.sum())
+glue("ch5_top16_hits", int(flipped[top].sum()), display=False)
+glue("ch5_topk_precision", float(flipped[order[:top_k]].mean()), display=False)
+glue("ch5_k", top_k, display=False)
+'''),
+        md(r'''
+Of the 16 most suspicious samples, {glue:text}`ch5_top16_hits` carry a label
+we corrupted; the others are worth a look too, since Fashion-MNIST has label
+errors of its own. Among the top {glue:text}`ch5_k` (as many as we
+corrupted), {glue:text}`ch5_topk_precision:.2f` are corrupted ones.
+
+## Compared with AUM and cleanlab
+
+AUM {cite}`pleiss2020aum` needs nothing more than the same run (the recorder
+keeps the margins it averages). Confident learning {cite}`northcutt2021confident`
+(the `cleanlab` package) needs *out-of-sample* probabilities, which means
+K-fold cross-validation: K more trainings. We give it the library's
+`cross_val_probs` with the same number of epochs.
+'''),
+        code('''
+start = time.perf_counter()
+cv = mislabel.baselines.cross_val_probs("cnn", ds.images, labels, folds=int(cfg["cv_folds"]),
+                                        epochs=int(cfg["tutorial_epochs"]), lr=0.05, batch_size=64,
+                                        augment=None, milestones=(), num_classes=10, seed=seed, progress=False)
+cv_seconds = time.perf_counter() - start
+rankings = {"shipped detector": scores, "AUM": mislabel.baselines.aum(dyn),
+            f"cleanlab ({cfg['cv_folds']}-fold CV)": mislabel.baselines.cleanlab_scores(cv, labels)}
+results = pd.DataFrame([{"method": k, **mislabel.metrics.evaluate(v, flipped)} for k, v in rankings.items()])
+results["extra trainings"] = [0, 0, int(cfg["cv_folds"])]
+results["seconds"] = [train_seconds, train_seconds, cv_seconds]
+res = results.set_index("method")
+for key, name in (("det", "shipped detector"), ("aum", "AUM"), ("cl", results["method"][2])):
+    glue(f"ch5_{key}_map", float(res.loc[name, "map"]), display=False)
+glue("ch5_cv_ratio", cv_seconds / train_seconds, display=False)
+res[["map", "roc_auc", "precision_at_95", "extra trainings", "seconds"]].style.format(
+    {"map": "{:.3f}", "roc_auc": "{:.3f}", "precision_at_95": "{:.3f}", "seconds": "{:.0f}"})
+'''),
+        md(r'''
+The shipped detector ranks the corrupted labels with an mAP of
+{glue:text}`ch5_det_map:.3f`, against {glue:text}`ch5_aum_map:.3f` for AUM on
+the same run and {glue:text}`ch5_cl_map:.3f` for cleanlab, which also cost
+{glue:text}`ch5_cv_ratio:.1f` times the training time for its cross-validation.
+Confusions between look-alike classes are the hard case for confidence-based
+rankings: the classifier learns "some shirts are T-shirts" as a pattern, so
+the corrupted samples end up with high given-label probability. Their
+*trajectory* still differs (they are learned later and less steadily), and
+that is what the detector reads.
+
+On your own data: keep the recorder in the loop, rank, and look at the top of
+the list; there are no labels to grade against, only images to check.
+'''),
+        code('''
+metrics_path = report.write_metrics(out, {
+    "chapter": "05_your_training_loop", "profile": cfg["profile"], "settings": cfg,
+    "noise": {"kind": "asymmetric", "mapping": "fashion-mnist", "rate": noise_rate, "seed": seed},
+    "results": results,
+})
+print(f"wrote {metrics_path.name}")
+'''),
+        code('''
+# Sanity checks (hidden in the book).
+rate = float(flipped.mean())
+assert abs(rate - noise_rate) < 0.01
+assert res.loc["shipped detector", "map"] > rate, "the shipped detector must beat a random ranking"
+assert res.loc["AUM", "map"] > rate
+assert dyn.probs.shape == (len(images), cfg["tutorial_epochs"])
+assert metrics_path.is_file()
+''', "remove-input"),
+    ]
+
+
+# =========================================================================== chapter 6
+def chapter_06():
+    return [
+        md(r'''
+# The shipped detector (model card)
+
+The paper's authors did not publish trained weights. This library ships a
+detector (`mislabel/weights/detector.pt`, about 50,000 parameters) so that
+`mislabel.detect(dynamics)` and `python -m mislabel detect` work out of the
+box. Everything on this page is read from `detector.json`, written by the
+script that trained the weights (`scripts/train_pretrained.py`) when it ran;
+re-running the script regenerates both files.
+'''),
+        code('''
+profile = None     # unused here; kept so every chapter takes the same parameters
+out_dir = None     # folder for metrics.json; None: <repo>/runs/book/06_model_card
+''', "parameters"),
+        code(SETUP_COMMON + '''
+import json
+from pathlib import Path
+
+import mislabel
+
+card = json.loads((Path(mislabel.__file__).parent / "weights" / "detector.json").read_text())
+out = report.chapter_out_dir("06_model_card", out_dir)
+det = mislabel.NoiseDetector.pretrained()
+''', "hide-input"),
+        md(r'''
+## Architecture and inputs
+
+A 2-layer LSTM with 64 units (the paper's), a linear head on the last step,
+two output classes. It reads **two channels per epoch**: the probability of
+the given label (the paper's only input) and the sigmoid of the AUM margin,
+$\sigma(z_y - \max_{k \ne y} z_k) = p_y / (p_y + p_k)$, the given label's
+probability against its strongest competitor. Both are recorded by
+`DynamicsRecorder` by default and cost one number each per sample and epoch,
+whatever the number of classes.
+
+**Sequence length.** Every input is linearly resampled to the training length
+below, along relative training time, so a 10-epoch and a 200-epoch run are both
+read from start to end of training.
+'''),
+        code('''
+pd.DataFrame({"value": [str(card["config"][k]) for k in ("hidden_size", "num_layers", "seq_len", "features",
+                                                        "resample")] +
+              [sum(p.numel() for p in det.net.parameters()), card["library_version"], card["torch"],
+               card["machine"], f"{card['seconds'] / 60:.0f} min"]},
+             index=["hidden size", "layers", "sequence length", "features", "resample", "parameters",
+                    "library version", "torch", "trained on", "script wall time"])
+'''),
+        md(r'''
+## Training data
+
+A pool of Fashion-MNIST captures from the *training* split only, mixing noise
+kinds, rates, run lengths, architectures and schedules (step decay with
+augmentation as in the paper, and constant learning rate without augmentation,
+as in many users' loops):
+'''),
+        code('''
+recipe = pd.DataFrame(card["training_data"])
+recipe["schedule"] = ["constant lr, no augmentation" if r.get("augment") is False else "step decay + augmentation"
+                      for r in card["training_data"]]
+recipe[["noise", "rate", "epochs", "model", "subset", "schedule"]]
+'''),
+        code('''
+t = card["training"]
+glue("ch6_sequences", t["num_sequences"], display=False)
+glue("ch6_val_ap", t["best_val_ap"], display=False)
+glue("ch6_epochs", t["epochs"], display=False)
+glue("ch6_best_epoch", t["best_epoch"], display=False)
+'''),
+        md(r'''
+The detector was trained for {glue:text}`ch6_epochs` epochs on
+{glue:text}`ch6_sequences` sequences (AdamW, learning rate 0.01, batch 64);
+the best epoch ({glue:text}`ch6_best_epoch`) reached a validation average
+precision of {glue:text}`ch6_val_ap:.3f` on held-out sequences of the pool.
+
+## Quality on data it never saw
+
+Each row below trains a classifier in a plain user-written loop (SGD, constant
+learning rate, no augmentation) with a `DynamicsRecorder`, on data the
+detector never saw: scikit-learn's digits, and the Fashion-MNIST *test* split.
+The detector is compared with AUM from the same run and with cleanlab fed
+5-fold cross-validated probabilities from the same loop.
+'''),
+        code('''
+rows = []
+for r in card["held_out"]:
+    for method, key in (("shipped detector", "detector"), ("AUM", "aum"), ("cleanlab (5-fold)", "cleanlab_cv5")):
+        rows.append({"data": r["dataset"], "noise": f"{r['rate']:.0%} {r['noise']}", "model": r["model"],
+                     "epochs": r["epochs"], "method": method, **{m: r[key][m] for m in report.METRIC_LABELS}})
+held = pd.DataFrame(rows)
+wide = held.pivot_table(index=["data", "noise"], columns="method", values="map", sort=False)
+wide.style.format("{:.3f}").format_index("{:g}", axis=0, level=1).highlight_max(axis=1, props="font-weight: bold")
+'''),
+        code('''
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+held["setting"] = held["data"].str.replace("/train", "").str.replace("/test", " (test)") + "\\n" + held["noise"]
+for ax, (metric, label) in zip(axes, report.METRIC_LABELS.items()):
+    sns.barplot(data=held, x="setting", y=metric, hue="method", ax=ax,
+                palette={"shipped detector": "tab:olive", "AUM": "tab:purple", "cleanlab (5-fold)": "tab:gray"})
+    ax.set(xlabel="", ylabel=label, title=label, ylim=(max(0, held[metric].min() - 0.05), 1))
+    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+    ax.legend().remove()
+axes[0].legend(fontsize="small", loc="lower left")
+plt.tight_layout()
+plt.show()
+d = wide["shipped detector"]
+glue("ch6_beats_aum", int((d > wide["AUM"] + 0.001).sum()), display=False)
+glue("ch6_ties_aum", int(((d - wide["AUM"]).abs() <= 0.003).sum()), display=False)
+glue("ch6_beats_cl", int((d > wide["cleanlab (5-fold)"]).sum()), display=False)
+glue("ch6_rows", len(wide), display=False)
+glue("ch6_worst_gap", float((d - wide["AUM"]).min()), display=False)
+everywhere = bool((d > wide["AUM"]).all() and (d > wide["cleanlab (5-fold)"]).all())
+glue("ch6_bar_verdict", Markdown(
+    "**This meets the bar we set ourselves: above AUM and cleanlab in every setting.**" if everywhere else
+    "**This does not meet the bar we set ourselves (above AUM and cleanlab in every setting).** "
+    "It is the honest result of the recipe above, and the reason the book reports both."), display=False)
+'''),
+        md(r'''
+Against cleanlab the detector wins in {glue:text}`ch6_beats_cl` of
+{glue:text}`ch6_rows` settings. Against AUM it wins in
+{glue:text}`ch6_beats_aum`, and the settings where it is within 0.003 mAP of
+AUM number {glue:text}`ch6_ties_aum` (its largest deficit is
+{glue:text}`ch6_worst_gap:+.3f`). The wins are large under asymmetric noise,
+where flipped samples form a consistent pattern the classifier learns; under
+symmetric noise AUM is already close to perfect at this scale and the detector
+matches it rather than beating it. {glue:md}`ch6_bar_verdict`
+
+## Quality against run length
+
+The same digits setting (30% symmetric noise, MLP in a plain loop) trained for
+different numbers of epochs, scored with resampling to the detector's length
+(the default) and without it (the sequence fed as it is).
+'''),
+        code('''
+length = pd.DataFrame(card["length_study"])
+long = length.melt(id_vars="epochs", value_vars=["resampled_map", "raw_length_map", "aum_map"],
+                   var_name="method", value_name="mAP")
+long["method"] = long["method"].map({"resampled_map": "detector, resampled (default)",
+                                     "raw_length_map": "detector, raw length", "aum_map": "AUM"})
+fig, ax = plt.subplots(figsize=(6.5, 3.5))
+sns.lineplot(data=long, x="epochs", y="mAP", hue="method", marker="o", ax=ax)
+ax.axvline(card["config"]["seq_len"], color="0.7", ls="--", zorder=0)
+ax.set(xscale="log", xlabel="epochs of the user's run (log scale)", title="Quality against run length")
+ax.legend(fontsize="small")
+plt.show()
+glue("ch6_short_gain", float((length["resampled_map"] - length["raw_length_map"]).iloc[0]), display=False)
+glue("ch6_shortest", int(length["epochs"].iloc[0]), display=False)
+'''),
+        md(r'''
+Resampling helps most for short runs (at {glue:text}`ch6_shortest` epochs it
+adds {glue:text}`ch6_short_gain:.3f` mAP) and for runs much longer than the
+training length, and costs nothing near it. Very short runs remain hard for
+any method: the classifier has barely started to separate clean from flipped.
+
+## Limitations
+
+* Trained on one small gray-scale data set; quality on very different data
+  (text, audio, hundreds of classes) is not measured here.
+* Needs the AUM margin channel; dynamics recorded without margins
+  (`DynamicsRecorder(margins=False)`) cannot be scored by it. A paper-style
+  detector (`features="prob"`) can be trained with `NoiseDetector().fit`.
+* The scores are probabilities under the training mix of noise rates (10-50%);
+  use them to *rank*, and check the top of the list.
+'''),
+        code('''
+metrics_path = report.write_metrics(out, {"chapter": "06_model_card", "config": card["config"],
+                                          "held_out": held, "length_study": length})
+print(f"wrote {metrics_path.name}")
+'''),
+        code('''
+# Sanity checks (hidden in the book).
+assert card["config"] == {k: det.config[k] for k in card["config"]}
+for r in card["held_out"]:
+    assert r["detector"]["map"] > r["detector"]["noise_rate"]
+assert (d > wide["cleanlab (5-fold)"]).all()
+assert metrics_path.is_file()
+''', "remove-input"),
+    ]
+
+CHAPTERS = {
+    "01_training_dynamics.ipynb": chapter_01,
+    "02_supervised_detector.ipynb": chapter_02,
+    "03_identify_mislabeled.ipynb": chapter_03,
+    "04_transfer.ipynb": chapter_04,
+    "05_your_training_loop.ipynb": chapter_05,
+    "06_model_card.ipynb": chapter_06,
+}
+
+
+def build(cells) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check that the notebooks are up to date")
+    args = parser.parse_args(argv)
+    stale = []
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for name, make in CHAPTERS.items():
+        text = nbformat.writes(build(make())) + "\n"
+        path = NOTEBOOKS / name
+        if path.is_file() and path.read_text() == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    if args.check and stale:
+        print("stale notebooks (run scripts/make_notebooks.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

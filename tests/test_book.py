@@ -1,0 +1,85 @@
+"""Build the whole book strictly (``-W -n --keep-going``) with the smoke profile into a temporary folder.
+
+The build executes every chapter (``execute_notebooks: cache``; the
+jupyter-cache database lives under the temporary build folder, so it never
+mixes with ``_build/``). Captures go to the session's temporary cache, shared
+with tests/test_notebooks.py, and chapter outputs to ``$MISLABEL_OUT`` in the
+temporary folder.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+def _jupyter_book() -> str:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return str(exe) if exe.is_file() else (shutil.which("jupyter-book") or "jupyter-book")
+
+
+def test_toc_lists_chapters_in_paper_order():
+    files = _toc_files()
+    assert files[0] == "book/intro"
+    chapters = [f for f in files if f.startswith("notebooks/")]
+    assert chapters[:3] == ["notebooks/01_training_dynamics", "notebooks/02_supervised_detector",
+                            "notebooks/03_identify_mislabeled"]
+    for f in files:
+        assert (REPO / f"{f}.md").is_file() or (REPO / f"{f}.ipynb").is_file(), f
+
+
+def test_config_is_strict_and_offline():
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert cfg["only_build_toc_files"] is True
+    assert cfg["execute"]["execute_notebooks"] == "cache"
+    assert cfg["execute"]["timeout"] >= 900
+    assert cfg["bibtex_bibfiles"] == ["book/references.bib"]
+    assert not cfg["launch_buttons"].get("binderhub_url") and not cfg["launch_buttons"].get("colab_url")
+
+
+@pytest.mark.smoke
+def test_book_builds_strictly_with_smoke_profile(tmp_path, tmp_path_factory):
+    cache = tmp_path_factory.getbasetemp() / "mislabel-smoke-cache"  # same folder as test_notebooks.py
+    cache.mkdir(exist_ok=True)
+    env = dict(os.environ, MISLABEL_PROFILE="smoke", MISLABEL_CACHE=str(cache),
+               MISLABEL_OUT=str(tmp_path / "runs"))
+    out = tmp_path / "book"
+    proc = subprocess.run([_jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n",
+                           "--keep-going"], env=env, capture_output=True, text=True, timeout=1500)
+    log = proc.stdout[-6000:] + proc.stderr[-6000:]
+    assert proc.returncode == 0, log
+    # Sphinx warnings ("path:line: WARNING: ..."); -W already makes them fail the build
+    assert not re.search(r"WARNING: ", proc.stdout + proc.stderr), log
+
+    html = out / "_build" / "html"
+    assert (html / "index.html").is_file()
+    for name in ("01_training_dynamics", "02_supervised_detector", "03_identify_mislabeled"):
+        page = html / "notebooks" / f"{name}.html"
+        assert page.is_file(), name
+        text = page.read_text()
+        assert "Traceback" not in text, name
+        # error outputs / error messages rendered from cells
+        assert not re.search(r"\b[A-Z]\w*Error\b", text), name
+        assert "output stderr" not in text, f"{name} shows stderr output (warnings)"
+        assert "<img" in text, f"{name} has no figure"
+        assert "pasted-text" in text, f"{name} has no glued numbers"
+        (tmp_path / "runs" / name / "metrics.json").is_file() or pytest.fail(f"{name}: no metrics.json")
+    assert (html / "book" / "references.html").is_file()
+    # the cache database of `execute_notebooks: cache` stays in the temporary build folder
+    assert (out / "_build" / ".jupyter_cache").is_dir()

@@ -1,0 +1,228 @@
+"""The book's chapters: structure of the committed notebooks, the helpers they use, and a smoke run of each.
+
+The smoke runs execute every notebook in ``notebooks/`` with papermill and the
+``smoke`` profile (tiny data, few epochs) and check the ``metrics.json`` each
+one writes. Captures are cached in a temporary folder shared by the whole
+test session (:func:`smoke_cache`), never in the repository's ``.cache``.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from mislabel import profiles, report
+from mislabel.dynamics import Dynamics
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SMOKE = profiles.get("smoke")
+
+
+def smoke_cache_dir(tmp_path_factory) -> Path:
+    """One cache folder per test session, shared with tests/test_book.py (same path)."""
+    path = tmp_path_factory.getbasetemp() / "mislabel-smoke-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory):
+    """Point MISLABEL_CACHE (and MISLABEL_PROFILE) at session-wide values while notebooks run."""
+    mp = pytest.MonkeyPatch()
+    cache = smoke_cache_dir(tmp_path_factory)
+    mp.setenv("MISLABEL_CACHE", str(cache))
+    mp.setenv("MISLABEL_PROFILE", "smoke")
+    yield cache
+    mp.undo()
+
+
+# --------------------------------------------------------------------------- committed notebooks
+def test_there_are_chapters():
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:3] == ["01_training_dynamics.ipynb", "02_supervised_detector.ipynb",
+                         "03_identify_mislabeled.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_parameterized(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code), "commit notebooks without outputs"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    params = {}
+    exec(tagged[0].source, {}, params)  # simple literals only
+    for line in tagged[0].source.splitlines():  # papermill's parser skips lines with a second "="
+        assert line.count("=") == 1, line
+    assert params["profile"] is None and params["out_dir"] is None
+    assert params.get("seed", 0) == 0
+    assert all(v is None or isinstance(v, (int, float, str)) for v in params.values())
+    assert "remove-input" in code[-1].metadata.get("tags", []), "last cell: hidden sanity checks"
+    assert "assert" in code[-1].source
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_notebooks_match_generator():
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "make_notebooks.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- report helpers
+def _toy_dynamics(n=200, t=6, rate=0.3, seed=0) -> Dynamics:
+    rng = np.random.default_rng(seed)
+    flipped = np.zeros(n, bool)
+    flipped[rng.choice(n, int(rate * n), replace=False)] = True
+    ramp = np.linspace(0.2, 0.95, t, dtype=np.float32)
+    probs = np.where(flipped[:, None], 0.1 + 0.2 * rng.random((n, t)), ramp + 0.04 * rng.random((n, t)))
+    probs = np.clip(probs, 0, 1).astype(np.float32)
+    margins = (probs - 0.5).astype(np.float32)
+    return Dynamics(probs, rng.integers(0, 10, n), flipped, margins)
+
+
+def test_as_list_accepts_papermill_strings():
+    assert report.as_list(None) is None
+    assert report.as_list("[0.3]") == [0.3]
+    assert report.as_list(0.3) == [0.3]
+    assert report.as_list("0.2, 0.4") == [0.2, 0.4]
+    assert report.as_list('["symmetric"]', str) == ["symmetric"]
+    assert report.as_list("symmetric,asymmetric", str) == ["symmetric", "asymmetric"]
+    assert report.as_list((0.2, 0.4)) == [0.2, 0.4]
+
+
+def test_repo_root_and_out_dir(tmp_path, monkeypatch):
+    assert report.repo_root(NOTEBOOK_DIR) == REPO
+    monkeypatch.chdir(NOTEBOOK_DIR)
+    assert report.repo_root() == REPO
+    assert report.chapter_out_dir("x", tmp_path / "given") == (tmp_path / "given").resolve()
+    monkeypatch.setenv("MISLABEL_OUT", str(tmp_path / "env"))
+    assert report.chapter_out_dir("ch") == (tmp_path / "env" / "ch").resolve()
+    assert (tmp_path / "env" / "ch").is_dir()
+
+
+def test_epoch_summary_and_contrast():
+    dyn = _toy_dynamics()
+    s = report.epoch_summary(dyn)
+    assert list(s.columns) == ["epoch", "group", "mean", "std", "n"]
+    assert len(s) == 2 * dyn.num_epochs and s["epoch"].dtype == np.int64
+    clean = s[s.group == "clean"].set_index("epoch")
+    np.testing.assert_allclose(clean["mean"], dyn.probs[~dyn.is_flipped].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(clean["std"], dyn.probs[~dyn.is_flipped].std(0), rtol=1e-4)
+    assert (clean["n"] == (~dyn.is_flipped).sum()).all()
+    late = report.late_epoch_contrast(dyn, 0.5)
+    assert late["first_epoch"] == 4
+    assert late["mean_lower"] and late["last_clean_mean"] > late["last_mislabeled_mean"]
+    with pytest.raises(ValueError):
+        report.late_epoch_contrast(dyn, 0)
+
+
+def test_long_probs_and_trajectories():
+    dyn = _toy_dynamics(n=50, t=4)
+    idx = report.pick_trajectories(dyn, per_group=3, seed=1)
+    assert idx.dtype == np.int64 and len(idx) == 6
+    assert (~dyn.is_flipped[idx[:3]]).all() and dyn.is_flipped[idx[3:]].all()
+    long = report.long_probs(dyn, idx)
+    assert len(long) == 6 * 4 and set(long.group) == {"clean", "mislabeled"}
+    row = long[(long["sample"] == idx[0]) & (long["epoch"] == 2)]
+    assert float(row["prob"].iloc[0]) == pytest.approx(float(dyn.probs[idx[0], 1]))
+    assert len(report.long_probs(dyn)) == 50 * 4
+
+
+def test_evaluate_compare_and_sentence():
+    rng = np.random.default_rng(0)
+    flipped = rng.random(300) < 0.3
+    good = flipped + 0.1 * rng.random(300)
+    bad = rng.random(300)
+    rows = []
+    for kind in ("symmetric", "asymmetric"):
+        for rate in (0.2, 0.4):
+            t = report.evaluate_methods({"LSTM detector": good if kind == "symmetric" else bad, "AUM": bad}, flipped)
+            t.insert(0, "rate", rate)
+            t.insert(0, "kind", kind)
+            rows.append(t)
+    table = pd.concat(rows, ignore_index=True)
+    diff = report.method_comparison(table)
+    assert set(diff.columns) == {"kind", "rate", "map", "roc_auc", "precision_at_95"}
+    assert (diff[diff.kind == "symmetric"]["map"] > 0).all()
+    assert (diff[diff.kind == "asymmetric"]["map"] == 0).all()
+    assert report.comparison_sentence(diff, "symmetric").startswith("the detector is ahead at 2 of 2 rates (0.2, 0.4)")
+    assert "tied (within 0.002) at 2" in report.comparison_sentence(diff, "asymmetric")
+    long = report.metrics_long(table)
+    assert set(long.metric) == {"mAP", "ROC AUC", "Precision@95"} and len(long) == 3 * len(table)
+
+
+def test_write_metrics_is_strict_json(tmp_path):
+    payload = {"a": np.float32(0.5), "b": float("nan"), "c": np.arange(3), "d": pd.DataFrame({"x": [1, 2]}),
+               "e": {"f": np.bool_(True)}, "g": tmp_path}
+    path = report.write_metrics(tmp_path / "out", payload)
+    data = json.loads(path.read_text())
+    assert data == {"a": 0.5, "b": None, "c": [0, 1, 2], "d": [{"x": 1}, {"x": 2}], "e": {"f": True},
+                    "g": str(tmp_path)}
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["metrics.json"]
+
+
+# --------------------------------------------------------------------------- smoke runs
+def _check_01(m):
+    assert m["num_epochs"] == SMOKE["epochs"] and m["num_samples"] == SMOKE["subset"]
+    assert m["flip_rate"] == pytest.approx(0.4, abs=0.01)
+    late = m["late_epochs"]
+    assert late["last_clean_mean"] > late["last_mislabeled_mean"]
+    assert len(m["per_epoch"]) == 2 * SMOKE["epochs"]
+
+
+def _check_02(m):
+    assert len(m["detector_history"]["epoch"]) == SMOKE["detector_epochs"]
+    assert {r["method"] for r in m["results"]} == {"LSTM detector", "AUM"}
+    for r in m["results"]:
+        assert r["noise_rate"] < r["map"] <= 1 and 0.5 < r["roc_auc"] <= 1
+    assert 0 <= m["flip_overlap"] < 0.4
+
+
+def _check_03(m):
+    rows = m["results"]
+    assert len(rows) == len(SMOKE["noise_kinds"]) * len(SMOKE["rates"]) * 2
+    assert {r["kind"] for r in rows} == set(SMOKE["noise_kinds"])
+    for r in rows:
+        for key in ("map", "roc_auc", "precision_at_95"):
+            assert 0 <= r[key] <= 1
+        assert r["map"] > r["rate"]
+    assert len(m["detector_minus_aum"]) == len(rows) // 2
+
+
+CHECKS = {"01_training_dynamics": _check_01, "02_supervised_detector": _check_02,
+          "03_identify_mislabeled": _check_03}
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_with_smoke_profile(path, tmp_path, smoke_cache):
+    import papermill
+
+    out_dir = tmp_path / "out"
+    papermill.execute_notebook(str(path), str(tmp_path / path.name),
+                               parameters={"profile": "smoke", "out_dir": str(out_dir)},
+                               kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert isinstance(metrics, dict) and metrics
+    assert metrics.get("chapter", path.stem) == path.stem
+    assert metrics.get("profile", "smoke") == "smoke"
+    if path.stem in CHECKS:
+        assert metrics["settings"]["subset"] == SMOKE["subset"]
+        CHECKS[path.stem](metrics)
+    # papermill saved the executed notebook; no cell may have produced an error or stderr text
+    executed = nbformat.read(tmp_path / path.name, as_version=4)
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            assert output.get("output_type") != "error"
+            assert not (output.get("output_type") == "stream" and output.get("name") == "stderr"), output.get("text")
+    assert not any(p.name.startswith(".") for p in out_dir.iterdir()), "no temporary files left behind"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def make_batches(n: int, num_classes: int, batch: int, seed: int = 0):
 
 def measure(n: int, num_classes: int, batch: int, repeats: int) -> dict:
     batches = make_batches(n, num_classes, batch)
-    aum = AUMCalculator("/tmp/aum-benchmark-unused")
+    aum = AUMCalculator(tempfile.gettempdir())  # save_dir is only used by its finalize(), never called here
     rec = DynamicsRecorder(n, num_classes=num_classes, check=False, capacity=repeats + 1)
     rec.update(*batches[0])
     aum.update(batches[0][0], batches[0][1], batches[0][2].tolist())

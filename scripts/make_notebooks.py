@@ -1219,7 +1219,7 @@ for r in card["held_out"]:
                      "epochs": r["epochs"], "method": method, **{m: r[key][m] for m in report.METRIC_LABELS}})
 held = pd.DataFrame(rows)
 wide = held.pivot_table(index=["data", "noise"], columns="method", values="map", sort=False)
-wide.style.format("{:.3f}").format_index("{:g}", axis=0, level=1).highlight_max(axis=1, props="font-weight: bold")
+wide.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold")
 '''),
         code('''
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))

@@ -878,8 +878,9 @@ for ax, (metric, label) in zip(axes, report.METRIC_LABELS.items()):
     low = max(0.0, float(table[metric].min()) - 0.05)
     ax.set(ylim=(low, 1.0), xlabel="", ylabel=label, title=label)
     ax.tick_params(axis="x", labelrotation=15)
+    handles, names = ax.get_legend_handles_labels()
     ax.legend().remove()
-axes[0].legend(loc="lower left", fontsize="small", ncol=2)
+fig.legend(handles, names, loc="lower center", ncol=len(names), bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.tight_layout()
 plt.show()
 '''),
@@ -1223,14 +1224,16 @@ wide.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold")
 '''),
         code('''
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-held["setting"] = held["data"].str.replace("/train", "").str.replace("/test", " (test)") + "\\n" + held["noise"]
+held["setting"] = (held["data"].str.replace("fashion-mnist/test", "F-MNIST test").str.replace("/train", "")
+                  + "\\n" + held["noise"].str.replace("symmetric", "sym."))
 for ax, (metric, label) in zip(axes, report.METRIC_LABELS.items()):
     sns.barplot(data=held, x="setting", y=metric, hue="method", ax=ax,
                 palette={"shipped detector": "tab:olive", "AUM": "tab:purple", "cleanlab (5-fold)": "tab:gray"})
     ax.set(xlabel="", ylabel=label, title=label, ylim=(max(0, held[metric].min() - 0.05), 1))
-    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=90)
+    handles, names = ax.get_legend_handles_labels()
     ax.legend().remove()
-axes[0].legend(fontsize="small", loc="lower left")
+fig.legend(handles, names, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.tight_layout()
 plt.show()
 d = wide["shipped detector"]

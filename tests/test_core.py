@@ -1,6 +1,4 @@
 """Unit tests with hand-computed values for metrics, dynamics, recorder, detector, models and training."""
-import json
-import zipfile
 
 import numpy as np
 import pytest

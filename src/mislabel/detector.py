@@ -30,7 +30,6 @@ classes, and is recorded by default (``DynamicsRecorder(margins=True)``).
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import numpy as np

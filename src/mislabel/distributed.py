@@ -54,14 +54,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import models as _models
 from ._utils import as_int_labels, resolve_device, set_seed
 from .dynamics import DynamicsRecorder
 from .train import (RECORD_MODES, TrainResult, _accuracy, channel_stats, default_augment, eval_batch_size,
-                    random_crop_flip, to_float)
+                    sgd_step, to_float)
 
 __all__ = ["fit_ddp", "init_from_env", "world", "main"]
 
@@ -201,24 +200,13 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
         seen_ids, seen_logits = [], []
         for i in range(0, M, gbatch):
             idx = perm[i:i + gbatch][rank::W]
-            xb = x_all[idx]
-            if pad or flip:
-                xb = random_crop_flip(xb, pad, flip, gen)
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = y_all[idx]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = net(xb)
-            logits = logits.float()
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            logits, yb, loss = sgd_step(net, opt, x_all, y_all, idx, pad, flip, gen, use_amp)
             with torch.no_grad():
-                loss_sum += loss.detach() * len(idx)
+                loss_sum += loss * len(idx)
                 correct += (logits.argmax(1) == yb).sum()
                 if record == "train":
                     seen_ids.append(idx)
-                    seen_logits.append(logits.detach())
+                    seen_logits.append(logits)
         current_lr = opt.param_groups[0]["lr"]
         sched.step()
         if record == "train":

@@ -31,7 +31,6 @@ key                shape, dtype   meaning
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 import warnings

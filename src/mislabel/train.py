@@ -15,7 +15,6 @@ and fed to the model. The loop synchronises with the host once per epoch.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -113,12 +112,50 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, generator: torch.Gen
 def default_augment(images: torch.Tensor) -> tuple[int, bool]:
     """Padding and flipping used when ``augment="auto"``: (4, True) for >= 32 px RGB (CIFAR
     recipe), (2, True) for 28 px gray (Fashion-MNIST), (1, False) for tiny images (digits)."""
-    C, H = images.shape[1], images.shape[2]
+    H = images.shape[2]
     if H >= 32:
         return 4, True
     if H >= 16:
         return 2, True
     return 1, False
+
+
+def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, y_all: torch.Tensor,
+             idx: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None,
+             use_amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimisation step on rows ``idx`` of the device-resident data.
+
+    Parameters
+    ----------
+    model : nn.Module
+    opt : torch.optim.Optimizer
+    x_all : Tensor of shape (N, C, H, W), float32
+    y_all : Tensor of shape (N,), int64
+    idx : Tensor of shape (B,), int64
+    pad, flip, generator
+        Batched augmentation (:func:`random_crop_flip`).
+    use_amp : bool
+        bfloat16 autocast.
+
+    Returns
+    -------
+    logits : Tensor of shape (B, num_classes), float32, detached
+    labels : Tensor of shape (B,), int64
+    loss : Tensor of shape (), detached (no host synchronisation)
+    """
+    xb = x_all[idx]
+    if pad or flip:
+        xb = random_crop_flip(xb, pad, flip, generator)
+    xb = xb.contiguous(memory_format=torch.channels_last)
+    yb = y_all[idx]
+    with torch.autocast(x_all.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        logits = model(xb)
+    logits = logits.float()
+    loss = F.cross_entropy(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return logits.detach(), yb, loss.detach()
 
 
 @torch.no_grad()
@@ -246,20 +283,9 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         correct = torch.zeros((), device=dev, dtype=torch.int64)
         for i in range(0, N, batch_size):
             idx = perm[i:i + batch_size]
-            xb = x_all[idx]
-            if pad or flip:
-                xb = random_crop_flip(xb, pad, flip, gen)
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = y_all[idx]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(xb)
-            logits = logits.float()
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            logits, yb, loss = sgd_step(model, opt, x_all, y_all, idx, pad, flip, gen, use_amp)
             with torch.no_grad():
-                loss_sum += loss.detach() * len(idx)
+                loss_sum += loss * len(idx)
                 correct += (logits.argmax(1) == yb).sum()
                 if record == "train":
                     rec.update(logits, yb, idx)

@@ -393,3 +393,9 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_detector_training_restores_thread_count():
+    before = torch.get_num_threads()
+    NoiseDetector(hidden_size=4).fit(_separable(N=100, T=4), epochs=1, progress=False)
+    assert torch.get_num_threads() == before

@@ -60,7 +60,7 @@ from . import models as _models
 from ._utils import as_int_labels, resolve_device, set_seed
 from .dynamics import DynamicsRecorder
 from .train import (RECORD_MODES, TrainResult, _accuracy, channel_stats, default_augment, eval_batch_size,
-                    sgd_step, to_float)
+                    log_epoch, run_meta, sgd_step, to_float)
 
 __all__ = ["fit_ddp", "init_from_env", "world", "main"]
 
@@ -235,22 +235,12 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
         if W > 1:
             dist.all_reduce(stats)
         test_acc = _accuracy(model, x_test, y_test, use_amp) if has_test else float("nan")
-        hist["epoch"].append(epoch + 1)
-        hist["lr"].append(current_lr)
-        hist["train_loss"].append(float(stats[0]) / M)
-        hist["train_acc"].append(float(stats[1]) / M)
-        hist["test_acc"].append(test_acc)
-        hist["seconds"].append(time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{hist['train_loss'][-1]:.3f}", acc=f"{hist['train_acc'][-1]:.3f}")
+        log_epoch(hist, bar, epoch, current_lr, float(stats[0]) / M, float(stats[1]) / M, test_acc, t0)
     model.eval()
 
     dyn = None
     if rec is not None:
-        from . import __version__
-        info = {"model": model_name, "epochs": int(epochs), "record": record, "seed": int(seed),
-                "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "num_classes": C,
-                "library_version": __version__, "world_size": W}
-        info.update(meta or {})
+        info = run_meta(model_name, epochs, record, seed, batch_size, lr, weight_decay, C, meta, world_size=W)
         dyn = rec.result(labels=y_np, is_flipped=is_flipped, meta=info)
     return TrainResult(dyn, model, hist, norm)
 

@@ -304,24 +304,34 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         test_acc = float("nan")
         if has_test:
             test_acc = _accuracy(model, x_test, y_test, use_amp)
-        hist["epoch"].append(epoch + 1)
-        hist["lr"].append(current_lr)
-        hist["train_loss"].append(float(loss_sum) / N)
-        hist["train_acc"].append(int(correct) / N)
-        hist["test_acc"].append(test_acc)
-        hist["seconds"].append(time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{hist['train_loss'][-1]:.3f}", acc=f"{hist['train_acc'][-1]:.3f}")
+        log_epoch(hist, bar, epoch, current_lr, float(loss_sum) / N, int(correct) / N, test_acc, t0)
     model.eval()
 
     dyn = None
     if record is not None:
-        from . import __version__
-        info = {"model": model_name, "epochs": int(epochs), "record": record, "seed": int(seed),
-                "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "num_classes": C,
-                "library_version": __version__}
-        info.update(meta or {})
+        info = run_meta(model_name, epochs, record, seed, batch_size, lr, weight_decay, C, meta)
         dyn = rec.result(labels=y_np, is_flipped=is_flipped, meta=info)
     return TrainResult(dyn, model, hist, norm)
+
+
+def log_epoch(hist: dict, bar, epoch: int, lr: float, train_loss: float, train_acc: float, test_acc: float,
+              t0: float) -> None:
+    """Append one epoch to a history dict of lists and update the progress bar."""
+    for key, value in (("epoch", epoch + 1), ("lr", lr), ("train_loss", train_loss), ("train_acc", train_acc),
+                       ("test_acc", test_acc), ("seconds", time.perf_counter() - t0)):
+        hist[key].append(value)
+    bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
+
+
+def run_meta(model_name, epochs, record, seed, batch_size, lr, weight_decay, num_classes, meta=None,
+             **extra) -> dict:
+    """The ``Dynamics.meta`` of a training run: its settings, ``extra`` entries, then the caller's ``meta``."""
+    from . import __version__
+    info = {"model": model_name, "epochs": int(epochs), "record": record, "seed": int(seed),
+            "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "num_classes": num_classes,
+            "library_version": __version__, **extra}
+    info.update(meta or {})
+    return info
 
 
 @torch.no_grad()

@@ -14,7 +14,9 @@ path's scores are checked against the detector's (max abs. difference).
 Training (``NoiseDetector.fit``, batch 64, one epoch; target <= 1 min for
 50k sequences of length 200) is timed on ``--train-samples`` sequences
 (default 2000) and scaled linearly to 50k (its cost is linear in the number of
-batches), with torch's default thread count and with one thread, alternately.
+batches), with one gradient thread and with the default (``workers``: the
+batch split over 2 threads on 2+ cores), alternately. Training always runs one
+intra-op thread per operation.
 
 Besides wall-clock rates, every variant's rate per CPU-minute of this process
 is reported: on a shared machine that is the load-independent measure of
@@ -35,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-from mislabel.detector import NoiseDetector  # noqa: E402
+from mislabel.detector import NoiseDetector, resolve_workers  # noqa: E402
 
 try:
     from mislabel.fast_lstm import lstm_last_hidden
@@ -107,30 +109,23 @@ def main(argv=None) -> dict:
     if diff is not None:
         print(f"  fast_lstm vs detector.score: max |diff| = {diff:.2e}")
 
-    # training: one epoch on n_train sequences, default threads vs one thread
+    # training: one epoch on n_train sequences, one gradient thread vs the default (2 on 2+ cores)
     xtr, ftr = x[:n_train], flipped[:n_train]
+    default_workers = resolve_workers(None, torch.device("cpu"))
 
     def train_with(k):
-        def run():
-            torch.set_num_threads(k)
-            try:
-                NoiseDetector(seq_len=T).fit(xtr, ftr, epochs=1, progress=False)
-            finally:
-                torch.set_num_threads(threads)
-        return run
+        return lambda: NoiseDetector(seq_len=T).fit(xtr, ftr, epochs=1, progress=False, workers=k)
 
-    tvariants = {f"fit threads={threads}": train_with(threads)}
-    if threads > 1:
-        tvariants["fit threads=1"] = train_with(1)
+    tvariants = {f"fit workers={k}": train_with(k) for k in sorted({1, default_workers})}
     tres = _common.interleave(tvariants, max(1, repeats - 1))
     per_50k = {k: v["median_wall"] * 50000 / n_train for k, v in tres.items()}
     cpu_50k = {k: v["median_cpu"] * 50000 / n_train for k, v in tres.items()}
     for k, v in per_50k.items():
         print(f"  training {k:<16s} {v:7.1f} s per epoch of 50k x {T} (from {n_train}); CPU {cpu_50k[k]:.1f} s")
     best_score = max(per_min.values())
-    best_train = min(per_50k.values())
-    print(f"best scoring {best_score:,.0f}/min (target >= 300,000); best training {best_train:.0f} s/epoch "
-          f"(target <= 60 s)")
+    best_train = per_50k[f"fit workers={default_workers}"]   # what NoiseDetector.fit does by default
+    print(f"best scoring {best_score:,.0f}/min (target >= 300,000); training with the default "
+          f"{default_workers} worker(s) {best_train:.0f} s/epoch (target <= 60 s)")
     _common.write("detector_speed", args, {
         "machine": _common.machine(), "load_before": load0, "load_after": _common.load(), "length": T,
         "score_samples": n_score, "train_samples": n_train, "repeats": repeats,
@@ -139,7 +134,7 @@ def main(argv=None) -> dict:
         "training_s_per_epoch_50k": per_50k, "training_cpu_s_per_epoch_50k": cpu_50k,
         "training_median_wall_s": {k: v["median_wall"] for k, v in tres.items()},
         "target_scoring_per_min": 300000, "met_scoring": best_score >= 300000,
-        "target_training_s": 60, "met_training": best_train <= 60})
+        "training_default_workers": default_workers, "target_training_s": 60, "met_training": best_train <= 60})
     return {"scoring_per_min": per_min, "training_s_per_epoch_50k": per_50k}
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import mislabel
 from mislabel import baselines, metrics, models, train
@@ -291,6 +292,27 @@ def test_models_build_shapes():
         models.build("vgg", 3, 10)
 
 
+
+def test_cnn_pools_before_relu_with_identical_values_and_gradients():
+    """SmallCNN pools before the ReLU for speed; the textbook order (ReLU, then pool) gives the same numbers."""
+    torch.manual_seed(0)
+    m = models.build("cnn", 1, 10, 28)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+
+    def textbook(x):
+        h = F.max_pool2d(F.relu(m.conv1(x)), 2)
+        h = F.adaptive_max_pool2d(F.relu(m.conv2(h)), m.pool_to)
+        return m.fc2(F.relu(m.fc1(h.flatten(1))))
+
+    grads = []
+    for f in (m, textbook):
+        m.zero_grad()
+        out = f(x)
+        F.cross_entropy(out, y).backward()
+        grads.append([out.detach()] + [p.grad.clone() for p in m.parameters()])
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+
 def test_random_crop_flip_is_a_shifted_copy():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
     g = torch.Generator().manual_seed(0)
@@ -399,3 +421,49 @@ def test_detector_training_restores_thread_count():
     before = torch.get_num_threads()
     NoiseDetector(hidden_size=4).fit(_separable(N=100, T=4), epochs=1, progress=False)
     assert torch.get_num_threads() == before
+
+
+def test_amp_on_cpu_runs_only_where_bfloat16_is_native(monkeypatch):
+    from mislabel import _utils
+    cpu = torch.device("cpu")
+    assert _utils.amp_enabled(False, cpu) is False
+    monkeypatch.setattr(_utils, "_cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        assert _utils.amp_enabled(True, cpu) is False
+    monkeypatch.setattr(_utils, "_cpu_has_native_bf16", lambda: True)
+    assert _utils.amp_enabled(True, cpu) is True
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 255, (64, 1, 8, 8), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 3, (64,), generator=g)
+    run = train.fit("cnn", x, y, 2, batch_size=32, progress=False, amp=True)
+    assert run.dynamics.probs.shape == (64, 2) and np.isfinite(run.dynamics.probs).all()
+
+
+def test_gradient_workers_sum_to_the_full_batch_gradient():
+    """Two threads, each on half a batch, give the gradient of the whole batch (to float32 rounding)."""
+    from mislabel.detector import _GradWorkers
+    torch.manual_seed(0)
+    net = NoiseDetector(hidden_size=8).net
+    x, y = torch.rand(33, 6, 1), torch.randint(0, 2, (33,))
+    idx = torch.randperm(33)[:29]                       # odd size: unequal parts
+    grads = []
+    for n in (1, 2, 3):
+        net.zero_grad(set_to_none=True)
+        with _GradWorkers(net, n) as w:
+            loss = w.backward(x, y, idx)
+        grads.append((loss, [p.grad.clone() for p in net.parameters()]))
+    for loss, g in grads[1:]:
+        assert loss == pytest.approx(grads[0][0], rel=1e-6)
+        for a, b in zip(g, grads[0][1]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_detector_training_with_workers_is_deterministic():
+    d = _separable(N=300, T=6)
+    a = NoiseDetector(hidden_size=8).fit(d, epochs=2, progress=False, workers=2)
+    b = NoiseDetector(hidden_size=8).fit(d, epochs=2, progress=False, workers=2)
+    np.testing.assert_array_equal(a.score(d), b.score(d))
+    assert a.info["stages"][0]["workers"] == 2
+    assert metrics.evaluate(a.score(d), d.is_flipped)["map"] > 0.9
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        NoiseDetector(hidden_size=4).fit(d, epochs=1, progress=False, workers=0)

@@ -109,7 +109,7 @@ def test_deferred_update_equals_immediate(store_full):
                 n = len(idx)
                 rec.update(5 * torch.randn(n, C, generator=g), torch.randint(0, C, (n,), generator=g), idx)
             rec.next_epoch()
-        assert (rec._lbuf is not None) == defer
+        assert (rec._pending is not None) == defer
         out.append(rec.result())
     a, b = out
     np.testing.assert_allclose(a.probs, b.probs, rtol=1e-6, atol=1e-7)  # float32 rounding (vector vs tail)
@@ -122,10 +122,10 @@ def test_deferred_update_equals_immediate(store_full):
 def test_defer_is_automatic_for_small_buffers():
     rec = DynamicsRecorder(N, num_classes=C)
     rec.update(torch.randn(3, C), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
-    assert rec._lbuf is not None
+    assert rec._pending is not None
     big = DynamicsRecorder(2 ** 20, num_classes=100)
     big.update(torch.randn(3, 100), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
-    assert big._lbuf is None
+    assert big._pending is None
 
 
 def test_deferred_last_occurrence_wins():
@@ -138,3 +138,38 @@ def test_deferred_last_occurrence_wins():
         res.append(rec.result().probs[:, 0])
     np.testing.assert_allclose(res[0], res[1], rtol=1e-6)
     assert res[1][0] < 0.01
+
+
+def test_deferred_duplicate_within_one_batch_keeps_last():
+    rec = DynamicsRecorder(2, num_classes=2, defer=True)
+    rec.update(torch.tensor([[5.0, 0.0], [0.0, 5.0], [1.0, 1.0]]), torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1]))
+    p = rec.result().probs[:, 0]
+    np.testing.assert_allclose(p, [1 / (1 + np.exp(5.0)), 0.5], rtol=1e-6)
+
+
+def test_deferred_rejects_tensors_modified_in_place():
+    """update() keeps references until next_epoch(); reusing a buffer in place is caught, not recorded wrong."""
+    rec = DynamicsRecorder(4, num_classes=2, defer=True)
+    labels = torch.zeros(2, dtype=torch.int64)
+    rec.update(torch.zeros(2, 2), labels, torch.tensor([0, 1]))
+    labels.fill_(1)                          # a loop that refills one label buffer per batch
+    rec.update(torch.zeros(2, 2), labels, torch.tensor([2, 3]))
+    with pytest.raises(RuntimeError, match="modified in place"):
+        rec.next_epoch()
+    ok = DynamicsRecorder(4, num_classes=2, defer=False)   # the documented alternative works
+    labels = torch.zeros(2, dtype=torch.int64)
+    ok.update(torch.zeros(2, 2), labels, torch.tensor([0, 1]))
+    labels.fill_(1)
+    ok.update(torch.zeros(2, 2), labels, torch.tensor([2, 3]))
+    np.testing.assert_array_equal(ok.result().labels, [0, 0, 1, 1])
+
+
+def test_deferred_accepts_mixed_dtypes():
+    """Half-precision logits and int32 labels/ids (autocast, numpy-born indices) are converted once per epoch."""
+    rec = DynamicsRecorder(3, num_classes=2, defer=True)
+    rec.update(torch.tensor([[0.0, 0.0]], dtype=torch.bfloat16), torch.tensor([1], dtype=torch.int32),
+               torch.tensor([2], dtype=torch.int32))
+    rec.update(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    d = rec.result()
+    np.testing.assert_allclose(d.probs[:, 0], [1 / (1 + np.exp(-2.0)), 0.5, 0.5], rtol=1e-6)
+    np.testing.assert_array_equal(d.labels, [0, 1, 1])

@@ -36,6 +36,36 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def amp_enabled(amp, device: torch.device) -> bool:
+    """Whether bfloat16 autocast should run for ``amp`` on ``device``.
+
+    On CUDA, ``amp=True`` turns it on. On CPU it is used only where the CPU
+    computes bfloat16 natively (AVX512-BF16 or AMX, on Linux); elsewhere oneDNN
+    emulates bfloat16 and is slower than float32, so ``amp`` is ignored with a
+    warning.
+    """
+    if not amp:
+        return False
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        if _cpu_has_native_bf16():
+            return True
+        import warnings
+        warnings.warn("amp=True ignored: this CPU has no native bfloat16 (AVX512-BF16/AMX); training in float32",
+                      stacklevel=3)
+    return False
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.

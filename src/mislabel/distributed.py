@@ -57,7 +57,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from . import models as _models
-from ._utils import as_int_labels, resolve_device, set_seed
+from ._utils import amp_enabled, as_int_labels, resolve_device, set_seed
 from .dynamics import DynamicsRecorder
 from .train import (RECORD_MODES, TrainResult, _accuracy, channel_stats, default_augment, eval_batch_size,
                     log_epoch, run_meta, sgd_step, to_float)
@@ -157,7 +157,7 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
     if isinstance(model, str):
         model = _models.build(model, in_channels=images.shape[1], num_classes=C, image_size=images.shape[2])
     model = model.to(dev).to(memory_format=torch.channels_last)
-    use_amp = bool(amp) and dev.type == "cuda"
+    use_amp = amp_enabled(amp, dev)
     net = model
     if W > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)

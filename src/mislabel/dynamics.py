@@ -358,11 +358,13 @@ class DynamicsRecorder:
         Validate every batch (shapes, label and id ranges). Costs a host sync
         per batch on GPU; the built-in training loop turns it off.
     defer : bool, optional
-        Keep the epoch's raw logits (N x C float32, one epoch) and compute
-        probabilities, margins and full probabilities once per epoch in
-        ``next_epoch()``, so that ``update`` is two ``index_copy_`` calls (a few
-        microseconds, two kernels on GPU). Same values either way (to float32
-        rounding). Default (None): defer when N x C <= 2**26 (a 256 MiB buffer).
+        Keep references to the epoch's batches and compute probabilities,
+        margins and full probabilities once per epoch in ``next_epoch()``, so
+        that ``update`` only appends to a list (about a microsecond, no kernel
+        launch on GPU). The tensors passed to ``update`` must then not be
+        modified in place before ``next_epoch()`` (checked: an error says so).
+        Same values either way (to float32 rounding). Default (None): defer
+        when N x C <= 2**26 (at most 256 MiB of logits held per epoch).
 
     Examples
     --------
@@ -397,7 +399,8 @@ class DynamicsRecorder:
         self.full_path = None if full_path is None else Path(full_path)
         self._full_file = None      # _NpyAppender when streaming full probabilities to disk
         self._defer = defer
-        self._lbuf = None           # deferred mode: this epoch's logits (N, C), NaN = not seen
+        self._pending = None        # deferred mode: this epoch's batches [(logits, labels, ids, versions)]
+        self._zbuf = None           # deferred mode: the epoch's logits, concatenated (reused across epochs)
 
     # -- buffers -----------------------------------------------------------
     def _alloc(self, device: torch.device, num_classes: int) -> None:
@@ -416,7 +419,7 @@ class DynamicsRecorder:
         if self._defer is None:
             self._defer = self.num_samples * num_classes <= 2 ** 26
         if self._defer:
-            self._lbuf = torch.full((self.num_samples, num_classes), nan, dtype=torch.float32, device=device)
+            self._pending = []
 
     def _grow(self) -> None:
         def grow(b):
@@ -453,6 +456,11 @@ class DynamicsRecorder:
             self._validate(logits, labels, sample_ids)
         if self._buf is None:
             self._alloc(self._device or logits.device, logits.shape[1])
+        if self._pending is not None:   # deferred: the rest happens once per epoch, in next_epoch()
+            self._pending.append((logits.detach(), labels, sample_ids,
+                                  (logits._version, labels._version, sample_ids._version)))
+            self._touched = True
+            return
         dev = self._buf.device
         logits = logits.detach()
         if logits.device != dev or logits.dtype != torch.float32:
@@ -461,11 +469,6 @@ class DynamicsRecorder:
             labels = labels.to(dev, torch.int64)
         if sample_ids.device != dev or sample_ids.dtype != torch.int64:
             sample_ids = sample_ids.to(dev, torch.int64)
-        if self._lbuf is not None:   # deferred: the rest happens once per epoch, in next_epoch()
-            self._lbuf.index_copy_(0, sample_ids, logits)
-            self._labels.index_copy_(0, sample_ids, labels)
-            self._touched = True
-            return
         if self._epochs >= self._capacity:
             self._grow()
         t = self._epochs
@@ -503,23 +506,47 @@ class DynamicsRecorder:
 
     @torch.no_grad()
     def _flush_deferred(self) -> None:
-        """Deferred mode: turn the epoch's logits into recorded values (unseen rows stay NaN)."""
+        """Deferred mode: turn the epoch's batches into recorded values (unseen samples stay NaN)."""
+        pending, self._pending = self._pending, []
+        for k, (lg, y, ids, ver) in enumerate(pending):
+            if (lg._version, y._version, ids._version) != ver:
+                raise RuntimeError(
+                    f"a tensor passed to update() (batch {k} of this epoch) was modified in place before "
+                    "next_epoch(); pass fresh tensors (e.g. logits.clone()) or build the recorder with defer=False")
         if self._epochs >= self._capacity:
             self._grow()
-        t = self._epochs
-        z = self._lbuf
-        # blocks of ~2**18 logits (1 MiB): temporaries stay in cache (CPU); few launches (GPU)
-        rows = max(1024, (1 << 18) // z.shape[1]) if z.device.type == "cpu" else 1 << 20
-        labels = self._labels.clamp_min(0)  # -1 (never seen) rows have NaN logits anyway
-        for a in range(0, self.num_samples, rows):
-            b = min(a + rows, self.num_samples)
-            given, margin, full = self._values(z[a:b].t().contiguous(), labels[a:b])
-            self._buf[t, a:b] = given
-            if margin is not None:
-                self._mbuf[t, a:b] = margin
-            if full is not None:
-                self._fbuf[0 if self._full_file is not None else t, a:b] = full
-        z.fill_(float("nan"))
+        t, dev = self._epochs, self._buf.device
+        M = sum(len(p[2]) for p in pending)
+        if self._zbuf is None or self._zbuf.shape[0] < M or self._zbuf.device != dev:
+            self._zbuf = torch.empty((M, pending[0][0].shape[1]), dtype=torch.float32, device=dev)
+        z = torch.cat([p[0].to(dev, torch.float32) for p in pending], out=self._zbuf[:M])  # reused: no page faults
+        y = torch.cat([p[1].to(dev, torch.int64) for p in pending])
+        ids = torch.cat([p[2].to(dev, torch.int64) for p in pending])
+        del pending
+        # values are computed in batch order, in blocks of ~2**18 logits (1 MiB; temporaries stay in cache on
+        # CPU, few launches on GPU), then put in sample order; the last occurrence of a sample in the epoch wins
+        # (deterministic, unlike index_copy_ with duplicate indices)
+        step = max(1024, (1 << 18) // z.shape[1]) if dev.type == "cpu" else 1 << 20
+        parts = [self._values(z[a:a + step].t().contiguous(), y[a:a + step]) for a in range(0, M, step)]
+        values = [torch.cat(v) if v[0] is not None else None for v in zip(*parts)]   # given, margin, full
+        last = torch.full((self.num_samples,), -1, dtype=torch.int64, device=dev)
+        last.scatter_reduce_(0, ids, torch.arange(M, device=dev), reduce="amax")
+        if bool((last >= 0).all()):          # every sample seen (the usual case): rows of the epoch, in sample order
+            samples, rows = None, last
+        else:
+            samples = (last >= 0).nonzero().squeeze(1)
+            rows = last.index_select(0, samples)
+        slot = 0 if self._full_file is not None else t
+        targets = (self._buf[t], self._mbuf[t] if self._mbuf is not None else None,
+                   self._fbuf[slot] if self._fbuf is not None else None, self._labels)
+        for buf, v in zip(targets, values + [y]):
+            if buf is None or v is None:
+                continue
+            v = v.index_select(0, rows)      # index_select: far faster than v[rows] on CPU
+            if samples is None:
+                buf.copy_(v)
+            else:
+                buf.index_copy_(0, samples, v)
 
     def _validate(self, logits, labels, sample_ids) -> None:
         if logits.ndim != 2:
@@ -551,7 +578,7 @@ class DynamicsRecorder:
         """Close the current epoch. An epoch with no update at all is an error."""
         if not self._touched:
             raise RuntimeError("next_epoch() called with no update() since the last epoch; call update() per batch first")
-        if self._lbuf is not None:
+        if self._pending is not None:
             self._flush_deferred()
         if self._full_file is not None:
             self._full_file.append(self._fbuf[0].cpu().numpy())

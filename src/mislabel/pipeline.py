@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import cache as _cache
 from . import data as _data
 from . import noise as _noise
 from . import train as _train
-from ._utils import resolve_device
-from .detector import NoiseDetector
+from ._utils import amp_enabled, resolve_device
+from .detector import NoiseDetector, resolve_workers
 from .dynamics import Dynamics
 
 NOISE_CHOICES = ("none", "symmetric", "asymmetric", "superclass")
@@ -162,7 +163,9 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         write_history(run.history, folder / "history.csv")
         np.savez(folder / "labels.npz", clean=ds.labels.numpy(), underlying=under, indices=ds.indices)
 
-    params["device_type"] = resolve_device(device).type  # CPU and GPU runs differ numerically
+    dev = resolve_device(device)
+    params["device_type"] = dev.type  # CPU and GPU runs differ numerically
+    params["amp"] = amp_enabled(amp, dev)  # what runs: amp=True on a CPU without native bfloat16 is float32
     if not cache:
         with tempfile.TemporaryDirectory(prefix="mislabel-capture-") as tmp:
             compute(Path(tmp))
@@ -180,14 +183,15 @@ def _read_capture(src: Path, folder) -> Capture:
 
 def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 64, seed: int = 0,
                    hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
-                   progress: bool = True, cache: bool = True, cache_dir=None) -> NoiseDetector:
+                   workers: int | None = None, progress: bool = True, cache: bool = True,
+                   cache_dir=None) -> NoiseDetector:
     """Fit a :class:`NoiseDetector` on one or several captures (cached by their keys and the settings).
 
     Parameters
     ----------
     captures : Capture or list of Capture
         Their dynamics must carry ``is_flipped``.
-    epochs, lr, batch_size, seed, hidden_size, num_layers, seq_len
+    epochs, lr, batch_size, seed, hidden_size, num_layers, seq_len, workers
         See :class:`NoiseDetector` and :meth:`NoiseDetector.fit`.
 
     Returns
@@ -199,11 +203,14 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
         cache = False
     params = dict(captures=[c.folder.name if c.folder else None for c in items], epochs=epochs, lr=lr, batch_size=batch_size,
                   seed=seed, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len)
+    workers = resolve_workers(workers, torch.device("cpu"))
+    if workers != 1:  # float32 rounding differs with the split; entries made before it existed had 1
+        params["workers"] = workers
 
     def compute(folder: Path) -> None:
         det = NoiseDetector(hidden_size, num_layers, seq_len=seq_len)
         det.fit([c.dynamics for c in items], epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                progress=progress)
+                progress=progress, workers=workers)
         det.save(folder / "detector.pt")
 
     if not cache:

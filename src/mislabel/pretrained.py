@@ -23,6 +23,8 @@ SUBSET = 6000
 DETECTOR_EPOCHS = 8
 DETECTOR_LR = 0.01
 DETECTOR_SEED = 0
+#: gradient threads (``NoiseDetector.fit(workers=...)``); the shipped weights were trained with one
+DETECTOR_WORKERS = 1
 
 #: one dict per capture: keyword arguments of :func:`mislabel.pipeline.capture`
 RECIPE: list[dict] = [
@@ -58,7 +60,8 @@ def train_reference(progress: bool = True, cache_dir=None, seq_len: int = SEQ_LE
     """Train the reference detector from the recipe (deterministic for a given machine)."""
     caps = reference_captures(progress, cache_dir, subset, recipe)
     det = NoiseDetector(seq_len=seq_len, features=FEATURES)
-    det.fit([c.dynamics for c in caps], epochs=epochs, lr=DETECTOR_LR, seed=DETECTOR_SEED, progress=progress)
+    det.fit([c.dynamics for c in caps], epochs=epochs, lr=DETECTOR_LR, seed=DETECTOR_SEED, progress=progress,
+            workers=DETECTOR_WORKERS)
     det.info["training_data"] = [dict(dataset="fashion-mnist", split="train", subset=subset, **spec)
                                  for spec in (recipe or RECIPE)]
     for row in det.info["training_data"]:

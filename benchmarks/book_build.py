@@ -1,0 +1,114 @@
+"""Cold and warm `make book` wall time, per chapter.
+
+Builds the book as ``make book`` does (``jupyter-book build . -W -n --keep-going``,
+``execute_notebooks: cache``) into a temporary folder, with an empty library
+cache (``MISLABEL_CACHE``) and an empty execution cache, three times:
+
+1. **cold**: nothing cached: every chapter trains its models and detectors;
+2. **warm**: the same build again, nothing changed: jupyter-cache serves every
+   chapter's outputs, no notebook runs;
+3. **re-execute**: the execution cache is dropped but the library cache is
+   kept, as after an edit to every notebook: chapters run again, but their
+   captures and detectors come from ``MISLABEL_CACHE``.
+
+Per-chapter times are the notebooks' execution seconds that jupyter-cache
+records; totals are the wall time of each ``jupyter-book build``. The chapters
+run with the ``cpu`` profile unless ``--profile`` says otherwise (``--quick``:
+the ``smoke`` profile, cold and warm only).
+
+    python benchmarks/book_build.py             # ~20-25 min on 2 cores
+    python benchmarks/book_build.py --quick     # smoke profile, ~2 min
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def jupyter_book() -> str:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    return str(exe) if exe.is_file() else (shutil.which("jupyter-book") or "jupyter-book")
+
+
+def chapter_seconds(cache_dir: Path, since: float) -> dict[str, float]:
+    """Execution seconds per notebook (file stem) recorded by jupyter-cache after ``since`` (epoch seconds)."""
+    from jupyter_cache import get_cache
+
+    out = {}
+    if not cache_dir.is_dir():
+        return out
+    for rec in sorted(get_cache(str(cache_dir)).list_cache_records(), key=lambda r: r.created):
+        if rec.created.timestamp() >= since - 1:   # naive local datetimes, as jupyter-cache stores them
+            out[Path(rec.uri).stem] = float(rec.data.get("execution_seconds", float("nan")))
+    return out
+
+
+def build(out: Path, env: dict, timeout: int) -> tuple[float, int, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n", "--keep-going"],
+                          env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return time.perf_counter() - t0, proc.returncode, (proc.stdout + proc.stderr)[-4000:]
+
+
+def main(argv=None) -> dict:
+    p = _common.parser(__doc__.splitlines()[0])
+    p.add_argument("--profile", default=None, help="chapter size preset (default: cpu; --quick: smoke)")
+    p.add_argument("--no-reexecute", action="store_true", help="skip phase 3 (re-execution with a warm library cache)")
+    p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds allowed per build")
+    p.add_argument("--keep", action="store_true", help="keep the temporary build folder (its path is printed)")
+    args = p.parse_args(argv)
+    profile = args.profile or ("smoke" if args.quick else "cpu")
+    phases = ["cold", "warm"] + ([] if (args.quick or args.no_reexecute) else ["re-execute"])
+    tmp = Path(tempfile.mkdtemp(prefix="mislabel-book-bench-"))
+    env = dict(os.environ, MISLABEL_PROFILE=profile, MISLABEL_CACHE=str(tmp / "cache"),
+               MISLABEL_OUT=str(tmp / "runs"), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    out = tmp / "book"
+    print(f"book_build: profile={profile}, phases={phases}, folder {tmp}", flush=True)
+    load0 = _common.load()
+    result = {"profile": profile, "phases": {}}
+    try:
+        for phase in phases:
+            if phase == "re-execute":
+                shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
+            since = time.time()
+            wall, rc, log = build(out, env, args.timeout)
+            if rc != 0:
+                raise SystemExit(f"book_build: the {phase} build failed (exit {rc}):\n{log}")
+            per = chapter_seconds(out / "_build" / ".jupyter_cache", since)
+            result["phases"][phase] = {"wall_s": wall, "chapters_executed_s": per,
+                                       "executed": sorted(per), "other_s": wall - sum(per.values())}
+            print(f"  {phase:<10s} build {wall:8.1f} s; notebooks executed: {len(per)}", flush=True)
+            for name, s in per.items():
+                print(f"      {name:<28s} {s:8.1f} s", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    ph = result["phases"]
+    chapters = sorted(set().union(*(v["chapters_executed_s"] for v in ph.values())))
+    table = {c: {k: ph[k]["chapters_executed_s"].get(c, 0.0) for k in ph} for c in chapters}
+    print(f"{'chapter':<28s}" + "".join(f"{k:>12s}" for k in ph))
+    for c, row in table.items():
+        print(f"{c:<28s}" + "".join(f"{v:11.1f}s" for v in row.values()))
+    print(f"{'whole build':<28s}" + "".join(f"{ph[k]['wall_s']:11.1f}s" for k in ph))
+    _common.write("book_build", args, {
+        "machine": _common.machine(), "load_before": load0, "load_after": _common.load(), **result,
+        "per_chapter_s": table, "speedup_warm": ph["cold"]["wall_s"] / ph["warm"]["wall_s"]})
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -53,7 +53,7 @@ smoke-book: setup
 	MISLABEL_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke $(JB_ARGS)
 	@echo "Book (smoke profile): $(abspath _build/smoke/_build/html/index.html)"
 
-# Every benchmark (10-15 min on 2 cores); on a shared machine use BENCH_ARGS="--threads 1".
+# Every benchmark (35-45 min on 2 cores, most of it the book build timing); on a shared machine use BENCH_ARGS="--threads 1".
 benchmark: setup
 	$(VPY) benchmarks/run_all.py $(BENCH_ARGS)
 

@@ -14,10 +14,10 @@ cache (``MISLABEL_CACHE``) and an empty execution cache, three times:
 Per-chapter times are the notebooks' execution seconds that jupyter-cache
 records; totals are the wall time of each ``jupyter-book build``. The chapters
 run with the ``cpu`` profile unless ``--profile`` says otherwise (``--quick``:
-the ``smoke`` profile, cold and warm only).
+the ``smoke`` profile).
 
     python benchmarks/book_build.py             # ~20-25 min on 2 cores
-    python benchmarks/book_build.py --quick     # smoke profile, ~2 min
+    python benchmarks/book_build.py --quick     # smoke profile, ~2-3 min
 """
 from __future__ import annotations
 
@@ -53,10 +53,11 @@ def chapter_seconds(cache_dir: Path, since: float) -> dict[str, float]:
     return out
 
 
-def build(out: Path, env: dict, timeout: int) -> tuple[float, int, str]:
+def build(out: Path, env: dict, timeout: int, everything: bool = False) -> tuple[float, int, str]:
     t0 = time.perf_counter()
-    proc = subprocess.run([jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n", "--keep-going"],
-                          env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    cmd = [jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd + (["--all"] if everything else []), env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
     return time.perf_counter() - t0, proc.returncode, (proc.stdout + proc.stderr)[-4000:]
 
 
@@ -67,8 +68,9 @@ def main(argv=None) -> dict:
     p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds allowed per build")
     p.add_argument("--keep", action="store_true", help="keep the temporary build folder (its path is printed)")
     args = p.parse_args(argv)
+    _common.setup(args)
     profile = args.profile or ("smoke" if args.quick else "cpu")
-    phases = ["cold", "warm"] + ([] if (args.quick or args.no_reexecute) else ["re-execute"])
+    phases = ["cold", "warm"] + ([] if args.no_reexecute else ["re-execute"])
     tmp = Path(tempfile.mkdtemp(prefix="mislabel-book-bench-"))
     env = dict(os.environ, MISLABEL_PROFILE=profile, MISLABEL_CACHE=str(tmp / "cache"),
                MISLABEL_OUT=str(tmp / "runs"), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
@@ -83,10 +85,13 @@ def main(argv=None) -> dict:
             if phase == "re-execute":
                 shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
             since = time.time()
-            wall, rc, log = build(out, env, args.timeout)
+            # re-execute: --all makes Sphinx read every page again (else unchanged pages are skipped)
+            wall, rc, log = build(out, env, args.timeout, everything=phase == "re-execute")
             if rc != 0:
                 raise SystemExit(f"book_build: the {phase} build failed (exit {rc}):\n{log}")
             per = chapter_seconds(out / "_build" / ".jupyter_cache", since)
+            if phase == "re-execute" and len(per) == 0:
+                raise SystemExit("book_build: the re-execute build ran no notebook; the measurement would be wrong")
             result["phases"][phase] = {"wall_s": wall, "chapters_executed_s": per,
                                        "executed": sorted(per), "other_s": wall - sum(per.values())}
             print(f"  {phase:<10s} build {wall:8.1f} s; notebooks executed: {len(per)}", flush=True)

@@ -1,6 +1,6 @@
 """Run every benchmark (``make benchmark``) and print a summary of benchmarks/results/*.json.
 
-    python benchmarks/run_all.py                 # all benchmarks, default sizes (~10-15 min on 2 cores)
+    python benchmarks/run_all.py                 # all benchmarks, default sizes (~35-40 min on 2 cores)
     python benchmarks/run_all.py --quick         # all, tiny sizes (results in benchmarks/results/quick/)
     python benchmarks/run_all.py --summary-only  # just the table from existing results
     python benchmarks/run_all.py --threads 1     # passed on to every script
@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput"]
+SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput", "book_build"]
 
 
 def _get(path: Path) -> dict | None:
@@ -40,7 +40,10 @@ def summary(folder: Path = RESULTS) -> list[tuple[str, str, str, str]]:
         for m, s in d["speedups"].items():
             v = d["variants"]
             accs = (f"test acc {_mean(v[f'{m}/ours']['test_acc']):.3f} vs {_mean(v[f'{m}/paper_style']['test_acc']):.3f}")
-            rows.append((f"train.fit vs paper-style loop ({m})", f"{s:.2f}x faster; {accs}", ">= 5x", _yes(s >= 5)))
+            amp = d.get("speedups_amp", {}).get(m)
+            amp = f"; {amp:.2f}x with amp=True (bfloat16)" if amp else ""
+            rows.append((f"train.fit vs paper-style loop ({m})", f"{s:.2f}x faster{amp}; {accs}", ">= 5x",
+                         _yes(s >= 5)))
     d = _get(folder / "recorder_vs_aum.json")
     if d:
         rows.append(("DynamicsRecorder.update vs aum", f"{d['ratio']:.0f}x per update; "
@@ -60,6 +63,12 @@ def summary(folder: Path = RESULTS) -> list[tuple[str, str, str, str]]:
         rows.append((f"{d['model']} throughput on {d['device']}",
                      f"{ips['record=train']:,.0f} images/s with capture ({d['capture_overhead']:.3f}x vs none)",
                      "(GPU)", "" if d["gpu_measured"] else "GPU not measured"))
+    d = _get(folder / "book_build.json")
+    if d:
+        ph = d["phases"]
+        rows.append((f"make book ({d['profile']} profile)",
+                     ", ".join(f"{k} {v['wall_s']:.0f} s" for k, v in ph.items()) + " (per chapter: see JSON)",
+                     "(reference)", ""))
     return rows
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput"]
+SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput", "book_build"]
 
 
 @pytest.mark.slow
@@ -22,3 +22,9 @@ def test_benchmark_quick(name, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == name and doc["quick"] is True
     assert doc["machine"]["torch_threads"] == 1 and doc["date"]
+    if name == "book_build":  # every chapter executed in the cold build, none in the warm one
+        chapters = [p.stem for p in (ROOT / "notebooks").glob("*.ipynb")]
+        assert sorted(doc["phases"]["cold"]["executed"]) == sorted(chapters)
+        assert doc["phases"]["warm"]["executed"] == []
+        assert sorted(doc["phases"]["re-execute"]["executed"]) == sorted(chapters)
+        assert all(row["cold"] > 0 for row in doc["per_chapter_s"].values())

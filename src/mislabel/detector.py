@@ -75,7 +75,7 @@ def resample(probs: np.ndarray, length: int) -> np.ndarray:
     return p[:, lo] * (1.0 - w) + p[:, hi] * w
 
 
-FEATURES = ("prob", "prob+margin")
+FEATURES = ("prob", "prob+margin", "prob+margin+aum")
 
 
 class _LSTMNet(nn.Module):
@@ -96,12 +96,13 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     ----------
     dynamics : Dynamics or ndarray of shape (N, T)
         A bare array is read as given-label probabilities (only ``features="prob"``).
-    features : {"prob", "prob+margin"}
+    features : {"prob", "prob+margin", "prob+margin+aum"}
 
     Returns
     -------
     x : ndarray of shape (N, T, F), float32
-        F = 1 (probability) or 2 (probability, sigmoid of the AUM margin).
+        F = 1 (probability), 2 (probability, sigmoid of the AUM margin) or 3
+        (those and the sigmoid of the margin's running mean, AUM so far).
     is_flipped : ndarray of shape (N,), bool, or None
     """
     if features not in FEATURES:
@@ -117,8 +118,15 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     if dynamics.margins is None:
         raise ValueError("this detector reads margins (features='prob+margin') but the dynamics carry none; "
                          "record with DynamicsRecorder(margins=True) or use a features='prob' detector")
-    rel = 1.0 / (1.0 + np.exp(-np.clip(dynamics.margins, -50, 50)))
-    return np.stack([dynamics.probs, rel.astype(np.float32)], axis=2), dynamics.is_flipped
+    m = dynamics.margins.astype(np.float64)
+    chans = [dynamics.probs, _sigmoid(m)]
+    if features == "prob+margin+aum":   # running mean of the margin: at the last step it is AUM itself
+        chans.append(_sigmoid(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
+    return np.stack(chans, axis=2).astype(np.float32), dynamics.is_flipped
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))).astype(np.float32)
 
 
 class NoiseDetector:
@@ -157,7 +165,7 @@ class NoiseDetector:
     # -- helpers -------------------------------------------------------------
     def _new_net(self) -> _LSTMNet:
         c = self.config
-        return _LSTMNet(c["hidden_size"], c["num_layers"], 1 if c["features"] == "prob" else 2).to(self.device)
+        return _LSTMNet(c["hidden_size"], c["num_layers"], len(c["features"].split("+"))).to(self.device)
 
     @property
     def seq_len(self) -> int | None:

@@ -159,16 +159,40 @@ def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images, normalization, batch_size: int = 1024, device=None) -> np.ndarray:
-    """Class probabilities of ``images`` (N, C, H, W) uint8 as a float32 ndarray (N, num_classes)."""
+def predict(model: nn.Module, images, normalization, batch_size: int | None = None, device=None,
+            amp: bool = False) -> np.ndarray:
+    """Class probabilities of ``images``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    images : Tensor of shape (N, C, H, W), uint8 (or float already scaled)
+    normalization : (mean, std)
+        Per-channel statistics, as in ``TrainResult.normalization``.
+    batch_size : int, optional
+        Default: :func:`eval_batch_size` (256 on CPU, where activations then stay in cache).
+    device : str, optional
+        Default: where the model is.
+    amp : bool
+        bfloat16 autocast, as in :func:`fit`.
+
+    Returns
+    -------
+    ndarray of shape (N, num_classes), float32
+    """
     device = resolve_device(device) if device is not None else next(model.parameters()).device
+    batch_size = batch_size or eval_batch_size(device)
+    use_amp = amp_enabled(amp, device)
     was = model.training
     model.eval()
     out = []
     imgs = torch.as_tensor(images)
     for i in range(0, len(imgs), batch_size):
-        xb = to_float(imgs[i:i + batch_size], *normalization, device=device)
-        out.append(torch.softmax(model(xb).float(), 1).cpu())
+        xb = to_float(imgs[i:i + batch_size], *normalization, device=device).contiguous(
+            memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(xb)
+        out.append(torch.softmax(logits.float(), 1).cpu())
     model.train(was)
     return torch.cat(out).numpy()
 

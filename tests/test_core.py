@@ -467,3 +467,18 @@ def test_detector_training_with_workers_is_deterministic():
     assert metrics.evaluate(a.score(d), d.is_flipped)["map"] > 0.9
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         NoiseDetector(hidden_size=4).fit(d, epochs=1, progress=False, workers=0)
+
+
+def test_features_running_aum_channel_ends_at_aum():
+    from mislabel.detector import features_of
+    probs = np.array([[0.2, 0.6, 0.9]], dtype=np.float32)
+    margins = np.array([[-1.0, 0.5, 3.5]], dtype=np.float32)
+    d = Dynamics(probs, np.zeros(1, dtype=np.int64), np.array([False]), margins)
+    x, _ = features_of(d, "prob+margin+aum")
+    assert x.shape == (1, 3, 3)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    np.testing.assert_allclose(x[0, :, 1], sig(margins[0]), rtol=1e-6)
+    np.testing.assert_allclose(x[0, :, 2], sig(np.array([-1.0, -0.25, 1.0])), rtol=1e-6)  # running means
+    assert x[0, -1, 2] == pytest.approx(sig(-baselines.aum(d)[0]), rel=1e-6)  # baselines.aum is -AUM
+    det = NoiseDetector(hidden_size=4, features="prob+margin+aum")
+    assert det.net.lstm.input_size == 3

@@ -26,6 +26,10 @@ other logit (the quantity AUM averages). ``sigmoid(z_y - z_k)`` equals
 competitor, bounded in (0, 1) and free of the logit scale, so it transfers
 across models. It costs one number per sample and epoch whatever the number of
 classes, and is recorded by default (``DynamicsRecorder(margins=True)``).
+``features="prob+margin+aum"`` adds a third channel, the sigmoid of the
+margin's running mean, whose last value is the sigmoid of AUM itself. Trained
+on the shipped detector's recipe it measured no better than "prob+margin" on
+the held-out settings of the model card (within +-0.015 mAP either way).
 """
 from __future__ import annotations
 
@@ -142,7 +146,7 @@ class NoiseDetector:
         Length every sequence is resampled to; default: set by the first ``fit``.
     resample : bool
         Resample inputs of other lengths onto ``seq_len`` (see module docstring).
-    features : {"prob", "prob+margin"}
+    features : {"prob", "prob+margin", "prob+margin+aum"}
         Input channels (see module docstring); "prob" is the paper's detector.
     device : str, optional
         Where to train and score; default CPU (the LSTM is small; CPU is fast enough).

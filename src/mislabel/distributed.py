@@ -56,11 +56,10 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from . import models as _models
-from ._utils import amp_enabled, as_int_labels, resolve_device, set_seed
+from ._utils import amp_enabled, resolve_device, set_seed
 from .dynamics import DynamicsRecorder
-from .train import (RECORD_MODES, TrainResult, _accuracy, channel_stats, default_augment, eval_batch_size,
-                    log_epoch, run_meta, sgd_step, to_float)
+from .train import (TrainResult, _accuracy, build_model, check_inputs, device_data, eval_batch_size, log_epoch,
+                    run_meta, sgd, sgd_step)
 
 __all__ = ["fit_ddp", "init_from_env", "world", "main"]
 
@@ -134,48 +133,23 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
         ``dynamics`` is None. ``model`` is the trained module (not the DDP
         wrapper); ``history`` holds the global loss and accuracy.
     """
-    if record not in RECORD_MODES:
-        raise ValueError(f"record must be one of 'train', 'eval' or None, got {record!r}")
-    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     rank, W = world()
-    images = torch.as_tensor(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")
-    N = images.shape[0]
-    y_np = as_int_labels(labels, "labels")
-    if len(y_np) != N:
-        raise ValueError(f"labels has {len(y_np)} entries but images has {N}; they must match")
-    C = int(num_classes or max(int(y_np.max()) + 1, 2))
-    if y_np.max() >= C:
-        raise ValueError(f"labels contain class {y_np.max()} but num_classes={C}")
+    images, y_np, N, C = check_inputs(images, labels, epochs, record, num_classes)
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     dev = resolve_device(device)
     set_seed(seed)
-    model_name = model if isinstance(model, str) else type(model).__name__
-    if isinstance(model, str):
-        model = _models.build(model, in_channels=images.shape[1], num_classes=C, image_size=images.shape[2])
-    model = model.to(dev).to(memory_format=torch.channels_last)
+    model, model_name = build_model(model, images, C, dev)
     use_amp = amp_enabled(amp, dev)
     net = model
     if W > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-
-    norm = channel_stats(images)
-    x_all = to_float(images, *norm, device=dev).contiguous(memory_format=torch.channels_last)
-    y_all = torch.as_tensor(y_np, device=dev)
-    if augment == "auto":
-        augment = default_augment(images)
-    pad, flip = augment if augment else (0, False)
-    has_test = test_images is not None and rank == 0
+    norm, x_all, y_all, pad, flip, test = device_data(images, y_np, C, dev, augment,
+                                                      test_images if rank == 0 else None, test_labels)
+    has_test = test is not None
     if has_test:
-        x_test = to_float(torch.as_tensor(test_images), *norm, device=dev).contiguous(memory_format=torch.channels_last)
-        y_test = torch.as_tensor(as_int_labels(test_labels, "test_labels", C), device=dev)
-
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = sorted({int(round(m * epochs)) for m in milestones if 0 < int(round(m * epochs)) < epochs})
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=steps, gamma=0.1)
+        x_test, y_test = test
+    opt, sched = sgd(model, epochs, lr, momentum, weight_decay, milestones)
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(seed) if rank == 0 else int(seed) + (rank << 32))
     rec = None

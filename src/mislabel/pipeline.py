@@ -155,7 +155,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
                 "noise_seed": noise_seed, "underlying_rate": float(underlying_rate), "classes": list(ds.classes)}
         run = _train.fit(model, ds.images, noisy, epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay, milestones=milestones, augment="auto" if augment else None,
-                         record=record, seed=seed, device=device, amp=amp,
+                         record=record, seed=seed, device=device, amp=params["amp"],
                          num_classes=ds.num_classes, test_images=None if test is None else test.images,
                          test_labels=None if test is None else test.labels, is_flipped=synth,
                          store_full=store_full, meta=meta, progress=progress)

@@ -326,6 +326,22 @@ def test_random_crop_flip_is_a_shifted_copy():
         assert torch.equal(z[b], x[b]) or torch.equal(z[b], x[b].flip(2))
 
 
+def test_random_crop_flip_matches_per_image_reference():
+    # the same random draws (row offsets, column offsets, flip coins, in that order) applied one
+    # image at a time with slicing, on a non-square RGB batch with pad 2
+    x = torch.randn(16, 3, 5, 7)
+    y = train.random_crop_flip(x, pad=2, flip=True, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    oy = torch.randint(0, 5, (16,), generator=g)
+    ox = torch.randint(0, 5, (16,), generator=g)
+    coin = torch.rand(16, generator=g) < 0.5
+    assert 0 < int(coin.sum()) < 16 and len(set(oy.tolist())) > 1
+    for b in range(16):
+        want = torch.nn.functional.pad(x[b], (2, 2, 2, 2))[:, oy[b]:oy[b] + 5, ox[b]:ox[b] + 7]
+        assert torch.equal(y[b], want.flip(2) if coin[b] else want)
+    assert train.random_crop_flip(x, pad=0, flip=False) is x
+
+
 @pytest.fixture(scope="module")
 def synth():
     return mislabel.data.load("synthetic", split="train", subset=600, seed=0)
@@ -482,3 +498,4 @@ def test_features_running_aum_channel_ends_at_aum():
     assert x[0, -1, 2] == pytest.approx(sig(-baselines.aum(d)[0]), rel=1e-6)  # baselines.aum is -AUM
     det = NoiseDetector(hidden_size=4, features="prob+margin+aum")
     assert det.net.lstm.input_size == 3
+

@@ -96,17 +96,25 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, generator: torch.Gen
     """
     B, C, H, W = x.shape
     dev = x.device
-    if pad > 0:
-        xp = F.pad(x, (pad, pad, pad, pad))
+    if pad <= 0 and not flip:
+        return x
+    # One gather per batch: each output pixel's flat position in its padded image. A flip is
+    # folded in by reversing the column order, so no second pass over the pixels is needed
+    # (4-6x faster on CPU than a 4-d advanced index followed by a masked flip).
+    pad = max(int(pad), 0)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    cols = torch.arange(W, device=dev).expand(B, W)
+    rows = torch.arange(H, device=dev).expand(B, H)
+    if pad:
         oy = torch.randint(0, 2 * pad + 1, (B,), device=dev, generator=generator)
         ox = torch.randint(0, 2 * pad + 1, (B,), device=dev, generator=generator)
-        rows = (oy[:, None] + torch.arange(H, device=dev)).view(B, 1, H, 1)
-        cols = (ox[:, None] + torch.arange(W, device=dev)).view(B, 1, 1, W)
-        x = xp[torch.arange(B, device=dev).view(B, 1, 1, 1), torch.arange(C, device=dev).view(1, C, 1, 1), rows, cols]
+        rows, cols = rows + oy[:, None], cols + ox[:, None]
     if flip:
         mask = torch.rand(B, device=dev, generator=generator) < 0.5
-        x = torch.where(mask.view(B, 1, 1, 1), x.flip(3), x)
-    return x
+        cols = torch.where(mask[:, None], cols.flip(1), cols)
+    flat = (rows[:, :, None] * Wp + cols[:, None, :]).view(B, 1, H * W)
+    xp = F.pad(x, (pad, pad, pad, pad)) if pad else x
+    return xp.reshape(B, C, Hp * Wp).gather(2, flat.expand(B, C, H * W)).view(B, C, H, W)
 
 
 def default_augment(images: torch.Tensor) -> tuple[int, bool]:
@@ -143,11 +151,11 @@ def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, 
     labels : Tensor of shape (B,), int64
     loss : Tensor of shape (), detached (no host synchronisation)
     """
-    xb = x_all[idx]
+    xb = x_all.index_select(0, idx)   # 4x faster than x_all[idx] on CPU
     if pad or flip:
         xb = random_crop_flip(xb, pad, flip, generator)
     xb = xb.contiguous(memory_format=torch.channels_last)
-    yb = y_all[idx]
+    yb = y_all.index_select(0, idx)
     with torch.autocast(x_all.device.type, dtype=torch.bfloat16, enabled=use_amp):
         logits = model(xb)
     logits = logits.float()
@@ -255,7 +263,12 @@ def device_data(images: torch.Tensor, y_np: np.ndarray, num_classes: int, device
 
 
 def sgd(model: nn.Module, epochs: int, lr: float, momentum: float, weight_decay: float, milestones):
-    """SGD and its step schedule: the learning rate is divided by 10 at each fraction of ``epochs`` in ``milestones``."""
+    """SGD and its step schedule: the learning rate is divided by 10 at each fraction of ``epochs`` in ``milestones``.
+
+    PyTorch's fused SGD kernel would make the update 2.5x faster on CPU (0.1 ms of a 30 ms
+    step for the ``cnn``), but it rounds a vector's tail elements differently (1 ulp), which
+    would change every recorded trajectory and the regenerated shipped detector; not used.
+    """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = sorted({int(round(m * epochs)) for m in milestones if 0 < int(round(m * epochs)) < epochs})
     return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=steps, gamma=0.1)

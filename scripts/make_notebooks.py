@@ -918,7 +918,8 @@ the source and targets are close (small gray-scale images, short runs), so
 there is less to adapt to, and the effect is smaller.
 
 The shipped detector, trained on a mix of noise kinds, rates, run lengths and
-two architectures, and reading the AUM margin as a second channel, beats AUM
+two architectures, and reading the AUM margin and its percentile within the
+run as extra channels, beats AUM
 on {glue:text}`ch4_shipped_vs_aum` of {glue:text}`ch4_targets` targets.
 Asymmetric noise is the setting to watch: flips into one neighbouring class
 form a consistent pattern that the classifier partly learns, so their
@@ -1158,12 +1159,25 @@ det = mislabel.NoiseDetector.pretrained()
 ## Architecture and inputs
 
 A 2-layer LSTM with 64 units (the paper's), a linear head on the last step,
-two output classes. It reads **two channels per epoch**: the probability of
-the given label (the paper's only input) and the sigmoid of the AUM margin,
-$\sigma(z_y - \max_{k \ne y} z_k) = p_y / (p_y + p_k)$, the given label's
-probability against its strongest competitor. Both are recorded by
+two output classes. It reads **three channels per epoch**:
+
+1. the probability of the given label (the paper's only input);
+2. the sigmoid of the AUM margin,
+   $\sigma(z_y - \max_{k \ne y} z_k) = p_y / (p_y + p_k)$, the given label's
+   probability against its strongest competitor;
+3. the margin's percentile among all samples of the run at that epoch (1/N for
+   the least learned sample, 1 for the best learned one).
+
+The percentile reads the same on an easy data set, where every margin is
+large, and on a hard one. When we chose the recipe, adding it to the two
+channels of the previous shipped detector raised the validation average
+precision on the pool from 0.946 to 0.961 at the same 8 training epochs
+(0.963 with the 16 used now) and the mean Fashion-MNIST test mAP
+over detector seeds by 0.002 to 0.027 in the four settings below; on digits it
+moved mAP by -0.009 to +0.001. Probability and margin are recorded by
 `DynamicsRecorder` by default and cost one number each per sample and epoch,
-whatever the number of classes.
+whatever the number of classes; the percentile is computed from the margins
+when scoring.
 
 **Sequence length.** Every input is linearly resampled to the training length
 below, along relative training time, so a 10-epoch and a 200-epoch run are both
@@ -1210,7 +1224,12 @@ Each row below trains a classifier in a plain user-written loop (SGD, constant
 learning rate, no augmentation) with a `DynamicsRecorder`, on data the
 detector never saw: scikit-learn's digits, and the Fashion-MNIST *test* split.
 The detector is compared with AUM from the same run and with cleanlab fed
-5-fold cross-validated probabilities from the same loop.
+5-fold cross-validated probabilities from the same loop. Every setting was run
+for {glue:text}`ch6_draws` independent draws (noise, data subset and
+classifier seed): a single run's mAP moves by a few thousandths from draw to
+draw, as much as the gaps between the methods, so the table shows the mean
+over draws, and the next one each draw's difference between the detector and
+AUM.
 '''),
         code('''
 rows = []
@@ -1219,8 +1238,19 @@ for r in card["held_out"]:
         rows.append({"data": r["dataset"], "noise": f"{r['rate']:.0%} {r['noise']}", "model": r["model"],
                      "epochs": r["epochs"], "method": method, **{m: r[key][m] for m in report.METRIC_LABELS}})
 held = pd.DataFrame(rows)
+glue("ch6_draws", card.get("held_out_draws", 1), display=False)
 wide = held.pivot_table(index=["data", "noise"], columns="method", values="map", sort=False)
-wide.style.format("{:.3f}").highlight_max(axis=1, props="font-weight: bold")
+wide.style.format("{:.4f}").highlight_max(axis=1, props="font-weight: bold")
+'''),
+        code('''
+per_draw = pd.DataFrame([{"data": r["dataset"], "noise": f"{r['rate']:.0%} {r['noise']}",
+                          f"draw {d['seed']}": d["detector"]["map"] - d["aum"]["map"]}
+                         for r in card["held_out"] for d in r.get("draws", [])])
+if len(per_draw):
+    per_draw = per_draw.groupby(["data", "noise"], sort=False).first()
+    per_draw["mean"] = per_draw.mean(axis=1)
+    display(Markdown("mAP of the shipped detector minus mAP of AUM, per draw:"))
+    display(per_draw.style.format("{:+.4f}"))
 '''),
         code('''
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -1242,6 +1272,11 @@ glue("ch6_ties_aum", int(((d - wide["AUM"]).abs() <= 0.003).sum()), display=Fals
 glue("ch6_beats_cl", int((d > wide["cleanlab (5-fold)"]).sum()), display=False)
 glue("ch6_rows", len(wide), display=False)
 glue("ch6_worst_gap", float((d - wide["AUM"]).min()), display=False)
+sym = wide.index.get_level_values("noise").str.endswith(" symmetric")
+glue("ch6_sym_gap", float((d - wide["AUM"])[sym].mean()), display=False)
+glue("ch6_asym_gap", float((d - wide["AUM"])[~sym].mean()), display=False)
+glue("ch6_sym_aum_min", float(wide["AUM"][sym].min()), display=False)
+glue("ch6_sym_aum_max", float(wide["AUM"][sym].max()), display=False)
 everywhere = bool((d > wide["AUM"]).all() and (d > wide["cleanlab (5-fold)"]).all())
 glue("ch6_bar_verdict", Markdown(
     "**This meets the bar we set ourselves: above AUM and cleanlab in every setting.**" if everywhere else
@@ -1253,10 +1288,17 @@ Against cleanlab the detector wins in {glue:text}`ch6_beats_cl` of
 {glue:text}`ch6_rows` settings. Against AUM it wins in
 {glue:text}`ch6_beats_aum`, and the settings where it is within 0.003 mAP of
 AUM number {glue:text}`ch6_ties_aum` (its largest deficit is
-{glue:text}`ch6_worst_gap:+.3f`). The wins are large under asymmetric noise,
-where flipped samples form a consistent pattern the classifier learns; under
-symmetric noise AUM is already close to perfect at this scale and the detector
-matches it rather than beating it. {glue:md}`ch6_bar_verdict`
+{glue:text}`ch6_worst_gap:+.4f`). Averaged over the asymmetric settings the
+detector is {glue:text}`ch6_asym_gap:+.3f` mAP from AUM, over the symmetric
+ones {glue:text}`ch6_sym_gap:+.4f`. Under asymmetric noise flipped samples
+form a consistent pattern that the classifier partly learns, which lifts their
+margins and hides them from an average of the margin, while their curves keep
+a shape the detector has seen. Under symmetric noise the margin's average is
+already close to perfect at this scale (mAP {glue:text}`ch6_sym_aum_min:.3f`
+to {glue:text}`ch6_sym_aum_max:.3f`) and nearly
+everything the curves say is in it; the detector comes close to it but has not
+gone past it (we also tried a running-AUM channel, other margin transforms and
+a five-seed ensemble). {glue:md}`ch6_bar_verdict`
 
 ## Quality against run length
 
@@ -1278,12 +1320,20 @@ ax.legend(fontsize="small")
 plt.show()
 glue("ch6_short_gain", float((length["resampled_map"] - length["raw_length_map"]).iloc[0]), display=False)
 glue("ch6_shortest", int(length["epochs"].iloc[0]), display=False)
+glue("ch6_long_gain", float((length["resampled_map"] - length["raw_length_map"]).iloc[-1]), display=False)
+glue("ch6_longest", int(length["epochs"].iloc[-1]), display=False)
+glue("ch6_short_aum_gap", float((length["resampled_map"] - length["aum_map"]).iloc[0]), display=False)
 '''),
         md(r'''
-Resampling helps most for short runs (at {glue:text}`ch6_shortest` epochs it
-adds {glue:text}`ch6_short_gain:.3f` mAP) and for runs much longer than the
-training length, and costs nothing near it. Very short runs remain hard for
-any method: the classifier has barely started to separate clean from flipped.
+Resampling changes mAP by {glue:text}`ch6_short_gain:+.3f` at
+{glue:text}`ch6_shortest` epochs and by {glue:text}`ch6_long_gain:+.3f` at
+{glue:text}`ch6_longest` epochs against feeding the sequence as it is; the
+detector was trained on runs of 8 to 40 epochs, all resampled, so resampling
+is what keeps a user's run inside that range. Very short runs are the weak
+spot: at {glue:text}`ch6_shortest` epochs the detector is
+{glue:text}`ch6_short_aum_gap:+.3f` mAP from AUM, because the classifier has
+barely started to separate clean from flipped samples and the curves carry
+little shape beyond their level.
 
 ## Limitations
 
@@ -1292,6 +1342,9 @@ any method: the classifier has barely started to separate clean from flipped.
 * Needs the AUM margin channel; dynamics recorded without margins
   (`DynamicsRecorder(margins=False)`) cannot be scored by it. A paper-style
   detector (`features="prob"`) can be trained with `NoiseDetector().fit`.
+* The percentile channel ranks each sample against the others scored with it:
+  score a whole run at once (as `mislabel.detect` does), not one sample or a
+  hand-picked handful at a time.
 * The scores are probabilities under the training mix of noise rates (10-50%);
   use them to *rank*, and check the top of the list.
 '''),

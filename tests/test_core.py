@@ -499,3 +499,23 @@ def test_features_running_aum_channel_ends_at_aum():
     det = NoiseDetector(hidden_size=4, features="prob+margin+aum")
     assert det.net.lstm.input_size == 3
 
+
+
+def test_percentile_rank_channel_by_hand():
+    from mislabel.detector import features_of, percentile_rank
+    margins = np.array([[3.0, -1.0], [-2.0, -1.0], [0.5, 4.0], [1.0, 2.0]], dtype=np.float32)
+    # column 0: ranks 4, 1, 2, 3; column 1: the tie (-1, -1) shares rank 1.5, then 4 and 3
+    want = np.array([[4, 1.5], [1, 1.5], [2, 4], [3, 3]], dtype=np.float32) / 4
+    np.testing.assert_array_equal(percentile_rank(margins), want)
+    probs = np.full((4, 2), 0.5, dtype=np.float32)
+    d = Dynamics(probs, np.zeros(4, dtype=np.int64), np.array([False, True, False, False]), margins)
+    x, _ = features_of(d, "prob+margin+rank")
+    assert x.shape == (4, 2, 3) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:, :, 2], want)
+    with pytest.raises(ValueError, match="features='prob\\+margin\\+rank'.*carry none"):
+        features_of(Dynamics(probs, np.zeros(4, dtype=np.int64)), "prob+margin+rank")
+    # scores do not depend on the order of the samples (ties share their rank)
+    det = NoiseDetector(hidden_size=4, features="prob+margin+rank").fit(d, epochs=1, progress=False)
+    perm = np.array([2, 0, 3, 1])
+    np.testing.assert_allclose(det.score(d)[perm], det.score(d.subset(perm)), rtol=1e-6)
+    assert det.net.lstm.input_size == 3

@@ -64,9 +64,17 @@ def test_shipped_weights_load_with_weights_only_and_match_reference():
 
 
 def _channels(det, probs, margins):
+    """The detector's input computed independently: probability, sigmoid(margin), margin percentile."""
+    feats = det.config["features"].split("+")
     chans = [probs.astype(np.float64)]
-    if det.config["features"] == "prob+margin":
-        chans.append(1 / (1 + np.exp(-margins.astype(np.float64))))
+    m = margins.astype(np.float64)
+    if "margin" in feats:
+        chans.append(1 / (1 + np.exp(-m)))
+    if "rank" in feats:  # average rank within each epoch's column, divided by N
+        below = (m[None, :, :] < m[:, None, :]).sum(1)
+        equal = (m[None, :, :] == m[:, None, :]).sum(1)
+        chans.append((below + (equal + 1) / 2) / len(m))
+    assert len(chans) == len(feats), f"test does not know the features {det.config['features']!r}"
     return np.stack(chans, axis=2)
 
 

@@ -30,6 +30,14 @@ classes, and is recorded by default (``DynamicsRecorder(margins=True)``).
 margin's running mean, whose last value is the sigmoid of AUM itself. Trained
 on the shipped detector's recipe it measured no better than "prob+margin" on
 the held-out settings of the model card (within +-0.015 mAP either way).
+``features="prob+margin+rank"`` instead adds the margin's *percentile within
+the run* at each epoch: the fraction of the samples scored together whose
+margin at that epoch is at most this sample's (ties share the average rank).
+It says "this sample is among the 5% least learned right now", which means
+the same on an easy data set, where every margin is large, and on a hard one;
+it transferred best of all four (see the model card). Its one condition: the
+scores depend on which samples are scored together, so score a whole run at
+once, not sample by sample.
 """
 from __future__ import annotations
 
@@ -79,7 +87,7 @@ def resample(probs: np.ndarray, length: int) -> np.ndarray:
     return p[:, lo] * (1.0 - w) + p[:, hi] * w
 
 
-FEATURES = ("prob", "prob+margin", "prob+margin+aum")
+FEATURES = ("prob", "prob+margin", "prob+margin+aum", "prob+margin+rank")
 
 
 class _LSTMNet(nn.Module):
@@ -100,13 +108,14 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     ----------
     dynamics : Dynamics or ndarray of shape (N, T)
         A bare array is read as given-label probabilities (only ``features="prob"``).
-    features : {"prob", "prob+margin", "prob+margin+aum"}
+    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank"}
 
     Returns
     -------
     x : ndarray of shape (N, T, F), float32
         F = 1 (probability), 2 (probability, sigmoid of the AUM margin) or 3
-        (those and the sigmoid of the margin's running mean, AUM so far).
+        (those and either the sigmoid of the margin's running mean, AUM so far, or
+        the margin's percentile among the N samples at each epoch, in (0, 1]).
     is_flipped : ndarray of shape (N,), bool, or None
     """
     if features not in FEATURES:
@@ -120,13 +129,37 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     if features == "prob":
         return dynamics.probs[:, :, None], dynamics.is_flipped
     if dynamics.margins is None:
-        raise ValueError("this detector reads margins (features='prob+margin') but the dynamics carry none; "
+        raise ValueError(f"this detector reads margins (features={features!r}) but the dynamics carry none; "
                          "record with DynamicsRecorder(margins=True) or use a features='prob' detector")
     m = dynamics.margins.astype(np.float64)
     chans = [dynamics.probs, _sigmoid(m)]
     if features == "prob+margin+aum":   # running mean of the margin: at the last step it is AUM itself
         chans.append(_sigmoid(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
+    elif features == "prob+margin+rank":
+        chans.append(percentile_rank(m))
     return np.stack(chans, axis=2).astype(np.float32), dynamics.is_flipped
+
+
+def percentile_rank(values: np.ndarray) -> np.ndarray:
+    """Each entry's percentile within its column: its average rank divided by the column length.
+
+    Parameters
+    ----------
+    values : ndarray of shape (N, T), float
+
+    Returns
+    -------
+    ndarray of shape (N, T), float32
+        In (0, 1]; the column's smallest value gets 1/N and its largest 1. Tied values
+        share their average rank, so the result does not depend on sample order.
+    """
+    from scipy.stats import rankdata   # a dependency of scikit-learn
+    v = np.asarray(values)
+    if v.ndim != 2:
+        raise ValueError(f"expected an (N, T) array, got shape {v.shape}")
+    if len(v) == 0:
+        return v.astype(np.float32)
+    return (rankdata(v, method="average", axis=0) / len(v)).astype(np.float32)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -146,7 +179,7 @@ class NoiseDetector:
         Length every sequence is resampled to; default: set by the first ``fit``.
     resample : bool
         Resample inputs of other lengths onto ``seq_len`` (see module docstring).
-    features : {"prob", "prob+margin", "prob+margin+aum"}
+    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank"}
         Input channels (see module docstring); "prob" is the paper's detector.
     device : str, optional
         Where to train and score; default CPU (the LSTM is small; CPU is fast enough).
@@ -281,8 +314,8 @@ class NoiseDetector:
                 ids = np.nonzero(y == cls)[0]
                 n_val = int(round(val_fraction * len(ids)))
                 val_mask[rng.choice(ids, size=n_val, replace=False)] = True
-            if y[val_mask].min() == y[val_mask].max():
-                val_mask[:] = False
+            if not val_mask.any() or y[val_mask].min() == y[val_mask].max():
+                val_mask[:] = False   # too few samples for a validation set with both classes
         tr = np.nonzero(~val_mask)[0]
         xt = torch.as_tensor(x, device=self.device)
         yt = torch.as_tensor(y, device=self.device)

@@ -1299,7 +1299,7 @@ to {glue:text}`ch6_sym_aum_max:.3f`) and nearly
 everything the curves say is in it; the detector comes close to it but has not
 gone past it. We also tried a running-AUM channel, other margin transforms, and
 averaging three detectors trained with different seeds; on the same draws the
-average moved the symmetric gaps by +0.0016 at most and left two of the four
+average moved the symmetric gaps by +0.0014 at most and left three of the four
 below AUM. {glue:md}`ch6_bar_verdict`
 
 ## Quality against run length

@@ -45,11 +45,15 @@ data:
 test: setup
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
+# Jupyter Book re-executes a chapter only when its code cells change; a changed library (code or
+# shipped weights) clears that cache first, so the book never shows results of an older library.
 book: setup
+	$(VPY) scripts/library_stamp.py _build
 	$(VENV)/bin/jupyter-book build . $(JB_ARGS)
 	@echo "Book: $(abspath _build/html/index.html)"
 
 smoke-book: setup
+	$(VPY) scripts/library_stamp.py _build/smoke/_build
 	MISLABEL_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke $(JB_ARGS)
 	@echo "Book (smoke profile): $(abspath _build/smoke/_build/html/index.html)"
 

@@ -83,3 +83,28 @@ def test_book_builds_strictly_with_smoke_profile(tmp_path, tmp_path_factory):
     assert (html / "book" / "references.html").is_file()
     # the cache database of `execute_notebooks: cache` stays in the temporary build folder
     assert (out / "_build" / ".jupyter_cache").is_dir()
+
+
+def test_library_change_clears_the_execution_cache(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import library_stamp
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    pkg, build = tmp_path / "pkg", tmp_path / "_build"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "weights" / "w.pt").write_bytes(b"\x00\x01")
+    (build / ".jupyter_cache").mkdir(parents=True)
+    assert library_stamp.refresh(build, pkg)            # no stamp yet: cleared, stamp written
+    assert not (build / ".jupyter_cache").exists() and (build / ".library_stamp").is_file()
+    (build / ".jupyter_cache").mkdir()                    # the build fills the cache again
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"bytecode")
+    assert not library_stamp.refresh(build, pkg)        # unchanged library (bytecode ignored): kept
+    assert (build / ".jupyter_cache").is_dir()
+    (pkg / "weights" / "w.pt").write_bytes(b"\x00\x02")  # new shipped weights
+    assert library_stamp.refresh(build, pkg)
+    assert not (build / ".jupyter_cache").exists()
+    with pytest.raises(FileNotFoundError, match="repository root"):
+        library_stamp.refresh(build, tmp_path / "missing")

@@ -1,0 +1,75 @@
+"""Clear Jupyter Book's execution cache when the library changed.
+
+Jupyter Book (``execute_notebooks: cache``) re-executes a notebook only when
+its code cells change. The chapters' results also depend on ``src/mislabel``:
+its code and the shipped detector weights. This script hashes every file of
+the package and, when the hash differs from the one recorded by the previous
+build, removes the execution cache so that every chapter runs again with the
+new library. (Classifier and detector runs stay cached in ``.cache/mislabel``
+under keys of their own.)
+
+    python scripts/library_stamp.py _build            # before `jupyter-book build .`
+    python scripts/library_stamp.py _build/smoke/_build
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+STAMP = ".library_stamp"
+CACHE = ".jupyter_cache"
+
+
+def library_hash(package: Path) -> str:
+    """SHA-256 over the relative path and bytes of every file under ``package`` (bytecode excluded)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(package).rglob("*") if p.is_file()):
+        rel = path.relative_to(package).as_posix()
+        if "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo")):
+            continue
+        h.update(rel.encode() + b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def refresh(build_dir, package) -> bool:
+    """Remove ``build_dir/.jupyter_cache`` if the library changed since the recorded stamp.
+
+    Returns
+    -------
+    bool
+        True when the cache was cleared (or there was no stamp yet).
+    """
+    package, build_dir = Path(package), Path(build_dir)
+    if not package.is_dir():
+        raise FileNotFoundError(f"package folder {package} not found; run from the repository root")
+    new = library_hash(package)
+    stamp = build_dir / STAMP
+    old = stamp.read_text().strip() if stamp.is_file() else None
+    if old == new:
+        return False
+    shutil.rmtree(build_dir / CACHE, ignore_errors=True)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_name(stamp.name + ".tmp")
+    tmp.write_text(new + "\n")
+    os.replace(tmp, stamp)
+    return True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build_dir", help="the folder that holds .jupyter_cache (e.g. _build)")
+    ap.add_argument("--package", default="src/mislabel", help="the library's folder (default src/mislabel)")
+    a = ap.parse_args(argv)
+    if refresh(a.build_dir, a.package):
+        print(f"library changed since the last build: every chapter of {a.build_dir} will be re-executed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,8 +4,9 @@ Jupyter Book (``execute_notebooks: cache``) re-executes a notebook only when
 its code cells change. The chapters' results also depend on ``src/mislabel``:
 its code and the shipped detector weights. This script hashes every file of
 the package and, when the hash differs from the one recorded by the previous
-build, removes the execution cache so that every chapter runs again with the
-new library. (Classifier and detector runs stay cached in ``.cache/mislabel``
+build, removes the execution cache and Sphinx's saved environment (which
+would otherwise skip reading chapters whose files did not change), so that
+every chapter runs again with the new library. (Classifier and detector runs stay cached in ``.cache/mislabel``
 under keys of their own.)
 
     python scripts/library_stamp.py _build            # before `jupyter-book build .`
@@ -21,7 +22,8 @@ import sys
 from pathlib import Path
 
 STAMP = ".library_stamp"
-CACHE = ".jupyter_cache"
+#: what a build keeps between runs: executed notebooks, Sphinx's parsed documents, their outputs
+CLEARED = (".jupyter_cache", ".doctrees", "jupyter_execute")
 
 
 def library_hash(package: Path) -> str:
@@ -38,7 +40,7 @@ def library_hash(package: Path) -> str:
 
 
 def refresh(build_dir, package) -> bool:
-    """Remove ``build_dir/.jupyter_cache`` if the library changed since the recorded stamp.
+    """Remove the build's caches (:data:`CLEARED`) if the library changed since the recorded stamp.
 
     Returns
     -------
@@ -53,7 +55,8 @@ def refresh(build_dir, package) -> bool:
     old = stamp.read_text().strip() if stamp.is_file() else None
     if old == new:
         return False
-    shutil.rmtree(build_dir / CACHE, ignore_errors=True)
+    for name in CLEARED:
+        shutil.rmtree(build_dir / name, ignore_errors=True)
     build_dir.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_name(stamp.name + ".tmp")
     tmp.write_text(new + "\n")

@@ -95,9 +95,11 @@ def test_library_change_clears_the_execution_cache(tmp_path):
     (pkg / "weights").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")
     (pkg / "weights" / "w.pt").write_bytes(b"\x00\x01")
-    (build / ".jupyter_cache").mkdir(parents=True)
+    for name in (".jupyter_cache", ".doctrees", "jupyter_execute", "html"):
+        (build / name).mkdir(parents=True)
     assert library_stamp.refresh(build, pkg)            # no stamp yet: cleared, stamp written
-    assert not (build / ".jupyter_cache").exists() and (build / ".library_stamp").is_file()
+    assert not any((build / n).exists() for n in (".jupyter_cache", ".doctrees", "jupyter_execute"))
+    assert (build / "html").is_dir() and (build / ".library_stamp").is_file()
     (build / ".jupyter_cache").mkdir()                    # the build fills the cache again
     (pkg / "__pycache__").mkdir()
     (pkg / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"bytecode")

@@ -7,9 +7,10 @@ cache (``MISLABEL_CACHE``) and an empty execution cache, three times:
 1. **cold**: nothing cached: every chapter trains its models and detectors;
 2. **warm**: the same build again, nothing changed: jupyter-cache serves every
    chapter's outputs, no notebook runs;
-3. **re-execute**: the execution cache is dropped but the library cache is
-   kept, as after an edit to every notebook: chapters run again, but their
-   captures and detectors come from ``MISLABEL_CACHE``.
+3. **re-execute**: the build's caches are dropped (as ``make book`` does when
+   the library changed, ``scripts/library_stamp.py``) but the library cache is
+   kept: chapters run again, but their captures and detectors come from
+   ``MISLABEL_CACHE``.
 
 Per-chapter times are the notebooks' execution seconds that jupyter-cache
 records; totals are the wall time of each ``jupyter-book build``. The chapters
@@ -33,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import library_stamp  # noqa: E402
 
 
 def jupyter_book() -> str:
@@ -53,11 +56,10 @@ def chapter_seconds(cache_dir: Path, since: float) -> dict[str, float]:
     return out
 
 
-def build(out: Path, env: dict, timeout: int, everything: bool = False) -> tuple[float, int, str]:
+def build(out: Path, env: dict, timeout: int) -> tuple[float, int, str]:
     t0 = time.perf_counter()
     cmd = [jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n", "--keep-going"]
-    proc = subprocess.run(cmd + (["--all"] if everything else []), env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     return time.perf_counter() - t0, proc.returncode, (proc.stdout + proc.stderr)[-4000:]
 
 
@@ -83,10 +85,9 @@ def main(argv=None) -> dict:
     try:
         for phase in phases:
             if phase == "re-execute":
-                shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
+                library_stamp.clear(out / "_build")
             since = time.time()
-            # re-execute: --all makes Sphinx read every page again (else unchanged pages are skipped)
-            wall, rc, log = build(out, env, args.timeout, everything=phase == "re-execute")
+            wall, rc, log = build(out, env, args.timeout)
             if rc != 0:
                 raise SystemExit(f"book_build: the {phase} build failed (exit {rc}):\n{log}")
             per = chapter_seconds(out / "_build" / ".jupyter_cache", since)

@@ -39,6 +39,12 @@ def library_hash(package: Path) -> str:
     return h.hexdigest()
 
 
+def clear(build_dir) -> None:
+    """Remove what a build keeps between runs (:data:`CLEARED`), so the next build executes every chapter."""
+    for name in CLEARED:
+        shutil.rmtree(Path(build_dir) / name, ignore_errors=True)
+
+
 def refresh(build_dir, package) -> bool:
     """Remove the build's caches (:data:`CLEARED`) if the library changed since the recorded stamp.
 
@@ -55,8 +61,7 @@ def refresh(build_dir, package) -> bool:
     old = stamp.read_text().strip() if stamp.is_file() else None
     if old == new:
         return False
-    for name in CLEARED:
-        shutil.rmtree(build_dir / name, ignore_errors=True)
+    clear(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_name(stamp.name + ".tmp")
     tmp.write_text(new + "\n")

@@ -58,8 +58,8 @@ from tqdm.auto import tqdm
 
 from ._utils import amp_enabled, resolve_device, set_seed
 from .dynamics import DynamicsRecorder
-from .train import (TrainResult, _accuracy, build_model, check_inputs, device_data, eval_batch_size, log_epoch,
-                    run_meta, sgd, sgd_step)
+from .train import (TrainResult, _accuracy, build_model, check_inputs, device_data, eval_batch_size, forward,
+                    log_epoch, run_meta, sgd, sgd_step)
 
 __all__ = ["fit_ddp", "init_from_env", "world", "main"]
 
@@ -197,11 +197,9 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
                 out = []
                 eb = eval_batch_size(dev)
                 for s in range(lo, hi, eb):
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                        out.append(model(x_all[s:min(s + eb, hi)]).float())
+                    out.append(forward(model, x_all[s:min(s + eb, hi)], use_amp))
                 if hi - lo < share:    # padding: the start of the set again
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                        out.append(model(x_all[ids[max(hi - lo, 0):]]).float())
+                    out.append(forward(model, x_all[ids[max(hi - lo, 0):]], use_amp))
                 _gather_into(rec, ids, torch.cat(out), y_all, W, rank)
         if rec is not None:
             rec.next_epoch()
@@ -239,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--record", default="train", choices=("train", "eval"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA, or a CPU with native bfloat16)")
     p.add_argument("--store-full", action="store_true", help="also record all class probabilities")
     p.add_argument("--full-path", default=None,
                    help="stream all class probabilities (float16, memory-mapped) to this .npy")

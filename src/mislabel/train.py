@@ -128,6 +128,24 @@ def default_augment(images: torch.Tensor) -> tuple[int, bool]:
     return 1, False
 
 
+def forward(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
+    """Logits of one batch, float32: ``model(x)`` under bfloat16 autocast when ``use_amp``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    x : Tensor of shape (B, C, H, W), float32
+    use_amp : bool
+
+    Returns
+    -------
+    Tensor of shape (B, num_classes), float32
+    """
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        logits = model(x)
+    return logits.float()
+
+
 def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, y_all: torch.Tensor,
              idx: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None,
              use_amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,9 +174,7 @@ def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, 
         xb = random_crop_flip(xb, pad, flip, generator)
     xb = xb.contiguous(memory_format=torch.channels_last)
     yb = y_all.index_select(0, idx)
-    with torch.autocast(x_all.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        logits = model(xb)
-    logits = logits.float()
+    logits = forward(model, xb, use_amp)
     loss = F.cross_entropy(logits, yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -198,9 +214,7 @@ def predict(model: nn.Module, images, normalization, batch_size: int | None = No
     for i in range(0, len(imgs), batch_size):
         xb = to_float(imgs[i:i + batch_size], *normalization, device=device).contiguous(
             memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = model(xb)
-        out.append(torch.softmax(logits.float(), 1).cpu())
+        out.append(torch.softmax(forward(model, xb, use_amp), 1).cpu())
     model.train(was)
     return torch.cat(out).numpy()
 
@@ -370,9 +384,8 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
             with torch.no_grad():
                 eb = eval_batch_size(dev)
                 for i in range(0, N, eb):
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                        logits = model(x_all[i:i + eb])
-                    rec.update(logits.float(), y_all[i:i + eb], torch.arange(i, min(i + eb, N), device=dev))
+                    rec.update(forward(model, x_all[i:i + eb], use_amp), y_all[i:i + eb],
+                               torch.arange(i, min(i + eb, N), device=dev))
         if record is not None:
             rec.next_epoch()
         test_acc = float("nan")
@@ -414,7 +427,6 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, use_amp: bool)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     eb = eval_batch_size(x.device)
     for i in range(0, len(x), eb):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            correct += (model(x[i:i + eb]).argmax(1) == y[i:i + eb]).sum()
+        correct += (forward(model, x[i:i + eb], use_amp).argmax(1) == y[i:i + eb]).sum()
     model.train()
     return int(correct) / len(x)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure Fashion-MNIST (the four original idx .gz files) is available.
+# Make sure Fashion-MNIST (the four original idx .gz files) is available, and fetch the optional
+# mlbench files (UCI letter and satellite, see below).
 #
 # Looked for, in order:
 #   /usr/share/datasets/fashion-mnist/   (Debian package dataset-fashion-mnist)
@@ -80,6 +81,59 @@ for name in names:
     os.replace(part, target)
 EOF
 }
+
+# --- UCI Letter Recognition and Landsat Satellite (held-out data of the shipped detector's model card) ---
+# The R package mlbench ships them as .rda files; mislabel reads those itself, so only the two files are
+# extracted from the Debian package (R is not installed). Optional: a failure here only prints a warning.
+MLBENCH_FILES=(LetterRecognition.rda Satellite.rda)
+MLBENCH_DIR="data/mlbench"
+
+find_mlbench() {
+    local dirs=() d f ok
+    if [[ -n "${MISLABEL_DATA:-}" ]]; then
+        dirs+=("${MISLABEL_DATA}/mlbench")
+    fi
+    dirs+=("${MLBENCH_DIR}" /usr/lib/R/site-library/mlbench/data)
+    for d in "${dirs[@]}"; do
+        ok=1
+        for f in "${MLBENCH_FILES[@]}"; do
+            [[ -f "${d}/${f}" ]] || { ok=0; break; }
+        done
+        if (( ok )); then
+            echo "mlbench data (letter, satellite) found in ${d}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+fetch_mlbench() {
+    command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 || return 1
+    local tmp f
+    tmp="$(mktemp -d)"
+    # apt-get download needs package lists; refresh them once if the first try fails
+    if ! (cd "${tmp}" && apt-get download -qq r-cran-mlbench >/dev/null 2>&1); then
+        if [[ "$(id -u)" == 0 ]]; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+        fi
+        (cd "${tmp}" && apt-get download -qq r-cran-mlbench >/dev/null 2>&1) || { rm -rf "${tmp}"; return 1; }
+    fi
+    dpkg -x "${tmp}"/r-cran-mlbench_*.deb "${tmp}/x" || { rm -rf "${tmp}"; return 1; }
+    mkdir -p "${MLBENCH_DIR}"
+    for f in "${MLBENCH_FILES[@]}"; do
+        cp "${tmp}/x/usr/lib/R/site-library/mlbench/data/${f}" "${MLBENCH_DIR}/${f}.part" &&
+            mv "${MLBENCH_DIR}/${f}.part" "${MLBENCH_DIR}/${f}" || { rm -rf "${tmp}"; return 1; }
+    done
+    rm -rf "${tmp}"
+}
+
+if ! find_mlbench; then
+    echo "Extracting LetterRecognition.rda and Satellite.rda from the Debian package r-cran-mlbench ..."
+    if ! { fetch_mlbench && find_mlbench; }; then
+        echo "WARNING: could not get the mlbench data (letter, satellite); only the shipped detector's" >&2
+        echo "         model-card script and their tests need it (see src/mislabel/data.py)." >&2
+    fi
+fi
 
 if find_data; then
     exit 0

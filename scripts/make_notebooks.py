@@ -917,8 +917,8 @@ reports a clear gain from fine-tuning on CUB-200 and Caltech-256; at our scale
 the source and targets are close (small gray-scale images, short runs), so
 there is less to adapt to, and the effect is smaller.
 
-The shipped detector, trained on a mix of noise kinds, rates, run lengths and
-two architectures, and reading the AUM margin and its percentile within the
+The shipped detector, trained on a mix of two data sets, noise kinds, rates,
+run lengths and two architectures, and reading the AUM margin and its percentile within the
 run as extra channels, beats AUM
 on {glue:text}`ch4_shipped_vs_aum` of {glue:text}`ch4_targets` targets.
 Asymmetric noise is the setting to watch: flips into one neighbouring class
@@ -1194,16 +1194,19 @@ pd.DataFrame({"value": [str(card["config"][k]) for k in ("hidden_size", "num_lay
         md(r'''
 ## Training data
 
-A pool of Fashion-MNIST captures from the *training* split only, mixing noise
-kinds, rates, run lengths, architectures and schedules (step decay with
-augmentation as in the paper, and constant learning rate without augmentation,
-as in many users' loops):
+A pool of captures from the *training* splits of two real data sets of
+different kinds: Fashion-MNIST (28x28 gray-scale images) and UCI Landsat
+Satellite (3x3 pixel patches in 4 spectral bands, 6 soil and crop classes),
+mixing noise kinds, rates, run lengths, architectures and schedules (step decay
+with augmentation as in the paper, and constant learning rate without
+augmentation, as in many users' loops):
 '''),
         code('''
 recipe = pd.DataFrame(card["training_data"])
 recipe["schedule"] = ["constant lr, no augmentation" if r.get("augment") is False else "step decay + augmentation"
                       for r in card["training_data"]]
-recipe[["noise", "rate", "epochs", "model", "subset", "schedule"]]
+recipe["subset"] = recipe["subset"].map(lambda v: "all" if pd.isna(v) else int(v))
+recipe[["dataset", "noise", "rate", "epochs", "model", "subset", "schedule"]]
 '''),
         code('''
 t = card["training"]
@@ -1222,7 +1225,10 @@ precision of {glue:text}`ch6_val_ap:.3f` on held-out sequences of the pool.
 
 Each row below trains a classifier in a plain user-written loop (SGD, constant
 learning rate, no augmentation) with a `DynamicsRecorder`, on data the
-detector never saw: scikit-learn's digits, and the Fashion-MNIST *test* split.
+detector never saw: two data sets the pool never touched, scikit-learn's
+digits (8x8 images) and UCI Letter Recognition (16 numeric features of 20,000
+letters, 26 classes; 6,000 of them per draw), and the Fashion-MNIST *test*
+split.
 The detector is compared with AUM from the same run and with cleanlab fed
 5-fold cross-validated probabilities from the same loop. Every setting was run
 for {glue:text}`ch6_draws` independent draws (noise, data subset and
@@ -1297,12 +1303,23 @@ a shape the detector has seen. Under symmetric noise the margin's average is
 already close to perfect at this scale (mAP {glue:text}`ch6_sym_aum_min:.3f`
 to {glue:text}`ch6_sym_aum_max:.3f`) and nearly
 everything the curves say is in it; the detector comes close to it but has not
-gone past it. We also tried a running-AUM channel, other margin transforms, and
-averaging three detectors trained with different seeds; on the same draws the
-average moved the symmetric gaps by +0.0014 at most and left three of the four
-below AUM. Adding eight small runs (1,500 samples, constant learning rate, 15
-to 60 epochs) to the pool, to cover digits' regime of fast fitting, made every
-digits setting worse. {glue:md}`ch6_bar_verdict`
+gone past it. The widest symmetric gap is on letter, the data set least like
+the pool (tabular features, 26 classes).
+
+What we tried. The Satellite runs entered the pool because of letter: a
+detector trained on Fashion-MNIST runs alone was 0.10 mAP *below* AUM on
+letter with 20% asymmetric noise (same three draws), although it was far above
+AUM on the same noise in Fashion-MNIST. With the Satellite runs it was 0.016
+to 0.027 above AUM there (two detector seeds), while the digits and
+Fashion-MNIST settings moved by less than the spread between detector seeds;
+twelve Satellite runs instead of six did not help further. Averaging the
+scores of three such detectors (different seeds and pools) narrowed the
+symmetric gaps (letter at 20%: -0.006 instead of -0.008 to -0.016 for its
+members) without closing them. Before that, on the Fashion-MNIST-only pool, a
+running-AUM channel, other margin transforms, a pairwise ranking loss and a
+linear shortcut from AUM's percentile to the output did not help, and adding
+eight small runs (1,500 samples, constant learning rate, 15 to 60 epochs) made
+every digits setting worse. {glue:md}`ch6_bar_verdict`
 
 ## Quality against run length
 
@@ -1341,8 +1358,12 @@ little shape beyond their level.
 
 ## Limitations
 
-* Trained on one small gray-scale data set; quality on very different data
-  (text, audio, hundreds of classes) is not measured here.
+* Trained on two small data sets (gray-scale images and multispectral pixel
+  patches, 6 and 10 classes); measured on 10- and 26-class data. Quality on
+  very different data (text, audio, hundreds of classes) is not measured here,
+  and the letter rows show that a new kind of data can shift it by several
+  hundredths: check the top of its list, or fine-tune it on a noised copy of
+  your data (chapter 4).
 * Needs the AUM margin channel; dynamics recorded without margins
   (`DynamicsRecorder(margins=False)`) cannot be scored by it. A paper-style
   detector (`features="prob"`) can be trained with `NoiseDetector().fit`.
@@ -1360,9 +1381,10 @@ print(f"wrote {metrics_path.name}")
         code('''
 # Sanity checks (hidden in the book).
 assert card["config"] == {k: det.config[k] for k in card["config"]}
-for r in card["held_out"]:
-    assert r["detector"]["map"] > r["detector"]["noise_rate"]
-assert (d > wide["cleanlab (5-fold)"]).all()
+for r in card["held_out"]:   # every method ranks far better than chance (mAP of a random order = noise rate)
+    for key in ("detector", "aum", "cleanlab_cv5"):
+        assert r[key]["map"] > r[key]["noise_rate"] + 0.1, (r["dataset"], r["noise"], key)
+assert {r["dataset"] for r in card["held_out"]} >= {"digits/train", "fashion-mnist/test", "letter/train"}
 assert metrics_path.is_file()
 ''', "remove-input"),
     ]

@@ -89,11 +89,11 @@ def _write_fake_cifar100(base, n_train=6, n_test=4, seed=0):
 
 # --------------------------------------------------------------------------- generic
 def test_unknown_dataset_and_bad_split():
-    with pytest.raises(ValueError, match="fashion-mnist, digits, cifar10, cifar100, synthetic"):
+    with pytest.raises(ValueError, match="fashion-mnist, digits, letter, satellite, cifar10, cifar100, synthetic"):
         data.load("mnist")
     with pytest.raises(ValueError, match="'train' or 'test'"):
         data.load("synthetic", split="val")
-    assert data.DATASETS == ("fashion-mnist", "digits", "cifar10", "cifar100", "synthetic")
+    assert data.DATASETS == ("fashion-mnist", "digits", "letter", "satellite", "cifar10", "cifar100", "synthetic")
 
 
 @pytest.mark.parametrize("subset", [0, -3, 2001, 1.5, "10", True])
@@ -404,3 +404,149 @@ def test_safe_extract_refuses_escaping_paths(tmp_path):
         tar.addfile(info)
     with pytest.raises(ValueError, match="unsafe"):
         data._safe_extract(link, out)
+
+
+# --------------------------------------------------------------------------- letter / satellite (R .rda files)
+def _xdr_int(v: int) -> bytes:
+    return int(v).to_bytes(4, "big", signed=True)
+
+
+def _xdr_str(s) -> bytes:
+    if s is None:
+        return _xdr_int(9) + _xdr_int(-1)
+    b = s.encode()
+    return _xdr_int(0x40009) + _xdr_int(len(b)) + b   # CHARSXP (UTF-8 flag bit set)
+
+
+def _xdr_strsxp(items) -> bytes:
+    return _xdr_int(16) + _xdr_int(len(items)) + b"".join(_xdr_str(s) for s in items)
+
+
+def _xdr_attrs(pairs, symbols: dict) -> bytes:
+    """Attribute pairlist; repeated symbols are written as references, as R does."""
+    out = b""
+    for name, value in pairs:
+        out += _xdr_int(2 | (1 << 10))
+        if name in symbols:
+            out += _xdr_int(255 | (symbols[name] << 8))
+        else:
+            symbols[name] = len(symbols) + 1
+            out += _xdr_int(1) + _xdr_str(name)
+        out += value
+    return out + _xdr_int(254)
+
+
+def _write_rda(path, obj_name, columns, label_at, levels, codes, compress=gzip.compress):
+    """A data frame (double columns + one factor column) saved as R's save() would, format version 2."""
+    symbols: dict = {obj_name: 1}   # the binding's name is the first symbol in the stream
+    n = len(codes)
+    cols = []
+    for arr in columns:
+        cols.append(_xdr_int(14) + _xdr_int(n) + np.asarray(arr, dtype=">f8").tobytes())
+    factor = (_xdr_int(13 | (1 << 8) | (1 << 9)) + _xdr_int(n) + np.asarray(codes, dtype=">i4").tobytes()
+              + _xdr_attrs([("levels", _xdr_strsxp(levels)), ("class", _xdr_strsxp(["factor"]))], symbols))
+    cols.insert(label_at, factor)
+    names = [f"x.{i}" for i in range(len(columns))]
+    names.insert(label_at, "label")
+    frame = _xdr_int(19 | (1 << 8) | (1 << 9)) + _xdr_int(len(cols)) + b"".join(cols)
+    frame += _xdr_attrs([("names", _xdr_strsxp(names)),
+                         ("row.names", _xdr_int(13) + _xdr_int(2) + _xdr_int(-2 ** 31) + _xdr_int(-n)),
+                         ("class", _xdr_strsxp(["data.frame"]))], symbols)
+    body = _xdr_int(2 | (1 << 10)) + _xdr_int(1) + _xdr_str(obj_name) + frame + _xdr_int(254)
+    raw = b"RDX2\nX\n" + _xdr_int(2) + _xdr_int(0x40002) + _xdr_int(0x20300) + body
+    path.write_bytes(compress(raw))
+
+
+def test_read_rda_by_hand(tmp_path):
+    import lzma
+    from mislabel import _rdata
+
+    for k, compress in enumerate((gzip.compress, lzma.compress, lambda b: b)):
+        p = tmp_path / f"f{k}.rda"
+        _write_rda(p, "Frame", [[1.5, -2.0, 3.25]], 1, ["a", "b"], [2, 1, -2 ** 31], compress)
+        objs = _rdata.read_rda(p)
+        assert list(objs) == ["Frame"]
+        names, cols = _rdata.data_frame(objs["Frame"])
+        assert names == ["x.0", "label"]
+        np.testing.assert_array_equal(cols[0].value, [1.5, -2.0, 3.25])
+        codes, levels = _rdata.factor_codes(cols[1])
+        assert codes.tolist() == [1, 0, -1] and levels == ["a", "b"]
+        assert objs["Frame"].attrs["row.names"].value.tolist() == [-2 ** 31, -3]
+
+
+def test_read_rda_bad_files(tmp_path):
+    from mislabel import _rdata
+
+    p = tmp_path / "x.rda"
+    p.write_bytes(gzip.compress(b"RDA2\nA\n1\n"))
+    with pytest.raises(ValueError, match="XDR format"):
+        _rdata.read_rda(p)
+    _write_rda(p, "Frame", [[1.0, 2.0]], 0, ["a"], [1, 1])
+    raw = gzip.decompress(p.read_bytes())
+    p.write_bytes(gzip.compress(raw[:-30]))
+    with pytest.raises(ValueError, match="truncated"):
+        _rdata.read_rda(p)
+    p.write_bytes(b"\xfd7zXZ\x00 not really xz")
+    with pytest.raises(ValueError, match="not a readable .rda"):
+        _rdata.read_rda(p)
+
+
+def _fake_letter(folder, n=20010):
+    rng = np.random.default_rng(0)
+    feats = rng.integers(0, 16, size=(16, n)).astype(float)
+    codes = np.arange(n) % 26 + 1
+    _write_rda(folder / "LetterRecognition.rda", "LetterRecognition", list(feats), 0,
+               [chr(65 + k) for k in range(26)], codes)
+    return feats, codes - 1
+
+
+def test_letter_and_satellite_from_tiny_files(tmp_path, monkeypatch):
+    folder = tmp_path / "mlbench"
+    folder.mkdir()
+    feats, labels = _fake_letter(folder)
+    tr, te = data.load("letter", "train", root=tmp_path), data.load("letter", "test", root=tmp_path)
+    assert tr.images.shape == (16000, 1, 4, 4) and len(te) == 4010 and tr.num_classes == 26
+    # row 0: features scaled by 17 into 0-255, laid out row-major over the 4x4 grid
+    np.testing.assert_array_equal(tr.images[0].flatten().numpy(), feats[:, 0] * 17)
+    assert tr.labels[:3].tolist() == labels[:3].tolist() and te.labels[0] == labels[16000]
+    assert tr.classes[0] == "A" and te.classes[25] == "Z"
+
+    # satellite: pixel-major rows (3x3 pixels x 4 bands) become (4 bands, 3, 3)
+    n = 60
+    rng = np.random.default_rng(1)
+    sat = rng.integers(0, 256, size=(36, n)).astype(float)
+    _write_rda(folder / "Satellite.rda", "Satellite", list(sat), 36, ["red soil", "cotton crop", "grey soil"],
+               np.arange(n) % 3 + 1)
+    monkeypatch.setenv("MISLABEL_DATA", str(tmp_path))
+    tr, te = data.load("satellite", "train"), data.load("satellite", "test")
+    assert len(tr) + len(te) == n and len(te) == 12 and tr.images.shape[1:] == (4, 3, 3)
+    assert torch.bincount(te.labels).tolist() == [4, 4, 4]   # stratified 20%
+    row = 0
+    first = np.flatnonzero(~data._stratified_test_mask(np.arange(n) % 3))[row]   # its row in the file
+    # band b of pixel (i, j) is column 4 * (3 * i + j) + b of the row
+    for b, i, j in ((0, 0, 0), (3, 0, 0), (1, 2, 1), (2, 1, 2)):
+        assert tr.images[row, b, i, j] == sat[4 * (3 * i + j) + b, first]
+    assert tr.classes == ["red soil", "cotton crop", "grey soil"]
+
+
+def test_mlbench_missing_and_wrong_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="get_data.sh"):
+        data.load("letter", root=tmp_path)
+    _write_rda(tmp_path / "Satellite.rda", "Satellite", [[1.0, 2.0]] * 5, 5, ["a"], [1, 1])
+    with pytest.raises(ValueError, match="does not look like"):
+        data.load("satellite", root=tmp_path)
+    _write_rda(tmp_path / "LetterRecognition.rda", "Other", [[1.0]], 0, ["a"], [1])
+    with pytest.raises(ValueError, match="not LetterRecognition"):
+        data.load("letter", root=tmp_path)
+
+
+def test_letter_and_satellite_real():
+    if data.mlbench_folder(name="letter") is None or data.mlbench_folder(name="satellite") is None:
+        pytest.skip("mlbench data not fetched (bash scripts/get_data.sh)")
+    tr, te = data.load("letter", "train"), data.load("letter", "test")
+    assert (len(tr), len(te)) == (16000, 4000)
+    assert torch.bincount(torch.cat([tr.labels, te.labels])).tolist()[:3] == [789, 766, 736]
+    assert int(tr.images.max()) == 255 and int(tr.images.min()) == 0
+    sat = [data.load("satellite", s) for s in ("train", "test")]
+    assert sum(len(s) for s in sat) == 6435 and sat[0].num_classes == 6
+    assert int(sat[0].images.min()) >= 27 and int(sat[0].images.max()) <= 157

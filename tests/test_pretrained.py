@@ -112,3 +112,25 @@ def test_cleanlab_and_cross_val_baselines():
         baselines.cross_val_probs("mlp", ds.images, noisy, folds=1)
     with pytest.raises(ValueError, match="pred_probs"):
         baselines.cleanlab_scores(probs[:10], noisy)
+
+
+def test_recipe_entries_are_capture_arguments():
+    import inspect
+
+    from mislabel import pipeline, pretrained
+
+    params = inspect.signature(pipeline.capture).parameters
+    datasets = set()
+    for spec in pretrained.RECIPE:
+        kw = pretrained._spec(spec, 600)
+        assert set(kw) <= set(params), set(kw) - set(params)
+        assert kw["dataset"] in mislabel.data.DATASETS
+        datasets.add(kw["dataset"])
+        # Fashion-MNIST entries take the pool's subset; entries naming their own data set keep their own
+        assert kw["subset"] == (600 if "dataset" not in spec else spec["subset"])
+    assert datasets == {"fashion-mnist", "satellite"}
+    # the card records the same recipe the library defines
+    card = json.loads((WEIGHTS / "detector.json").read_text())
+    assert [(r["dataset"], r["noise"], r["rate"], r["epochs"], r["model"]) for r in card["training_data"]] == \
+        [(pretrained._spec(s, pretrained.SUBSET)["dataset"], s["noise"], s["rate"], s["epochs"], s["model"])
+         for s in pretrained.RECIPE]

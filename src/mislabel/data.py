@@ -21,6 +21,20 @@ Where the files are looked for
     also be the batches folder itself), ``$MISLABEL_DATA`` or ``./data``.
 ``digits``
     bundled with scikit-learn; nothing to download.
+``letter`` / ``satellite``
+    UCI Letter Recognition (20,000 letters A-Z described by 16 integer
+    features 0-15; split: the customary first 16,000 rows / last 4,000) and
+    UCI Statlog Landsat Satellite (6,435 3x3 pixel neighbourhoods in 4 spectral
+    bands, 6 soil and crop classes; fixed stratified 80/20 split), read from
+    the ``LetterRecognition.rda`` and ``Satellite.rda`` files of the R package
+    mlbench in the first of: ``root`` (when given, only there),
+    ``$MISLABEL_DATA/mlbench``, ``./data/mlbench``,
+    ``/usr/lib/R/site-library/mlbench/data`` (Debian package
+    ``r-cran-mlbench``). ``scripts/get_data.sh`` extracts the two files from
+    that Debian package into ``./data/mlbench`` without installing R. They are
+    tabular data held as small uint8 "images" so that every model and the
+    normalisation apply: letter as (1, 4, 4) with the features scaled by 17 to
+    0-255 (not a picture: use the ``mlp``), satellite as (4, 3, 3) pixel values.
 ``synthetic``
     generated on the fly.
 
@@ -51,13 +65,14 @@ __all__ = [
     "load",
     "fashion_mnist_folder",
     "cifar_folder",
+    "mlbench_folder",
     "make_synthetic",
     "file_md5",
     "check_md5",
     "FASHION_MNIST_CLASSES",
 ]
 
-DATASETS = ("fashion-mnist", "digits", "cifar10", "cifar100", "synthetic")
+DATASETS = ("fashion-mnist", "digits", "letter", "satellite", "cifar10", "cifar100", "synthetic")
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -89,6 +104,10 @@ _CIFAR = {
         num_classes=100,
     ),
 }
+
+# UCI data sets as saved by the R package mlbench: name -> (file, object name)
+_MLBENCH = {"letter": ("LetterRecognition.rda", "LetterRecognition"), "satellite": ("Satellite.rda", "Satellite")}
+_MLBENCH_SYSTEM_DIR = Path("/usr/lib/R/site-library/mlbench/data")
 
 _SYNTH_DEFAULT_SIZE = {"train": 2000, "test": 500}
 _SYNTH_NUM_CLASSES = 10
@@ -179,8 +198,8 @@ def load(
     Parameters
     ----------
     name : str
-        One of :data:`DATASETS`: ``"fashion-mnist"``, ``"digits"``, ``"cifar10"``,
-        ``"cifar100"``, ``"synthetic"``.
+        One of :data:`DATASETS`: ``"fashion-mnist"``, ``"digits"``, ``"letter"``,
+        ``"satellite"``, ``"cifar10"``, ``"cifar100"``, ``"synthetic"``.
     split : {"train", "test"}
         Which split.
     root : path-like, optional
@@ -223,6 +242,8 @@ def load(
     elif name == "digits":
         images, labels = _load_digits(split)
         classes = [str(k) for k in range(10)]
+    elif name in _MLBENCH:
+        images, labels, classes = _load_mlbench(name, split, root)
     elif name == "synthetic":
         images, labels = _synthetic_arrays(_SYNTH_DEFAULT_SIZE[split], split, seed)
         classes = [f"class {k}" for k in range(_SYNTH_NUM_CLASSES)]
@@ -439,16 +460,84 @@ def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     bunch = load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8).reshape(-1, 1, 8, 8)
     labels = bunch.target.astype(np.int64)
-    rng = np.random.default_rng(0)  # fixed: the split never depends on load(seed=...)
-    test_rows = []
-    for c in range(10):
-        rows = np.flatnonzero(labels == c)
-        test_rows.append(rng.permutation(rows)[: int(round(0.2 * len(rows)))])
-    is_test = np.zeros(len(labels), dtype=bool)
-    is_test[np.concatenate(test_rows)] = True
+    is_test = _stratified_test_mask(labels)
     for s, mask in (("train", ~is_test), ("test", is_test)):
         _CACHE[("digits", s)] = (images[mask].copy(), labels[mask].copy())
     return _CACHE[key]
+
+
+def _stratified_test_mask(labels: np.ndarray, fraction: float = 0.2) -> np.ndarray:
+    """(N,) bool: a fixed ``fraction`` of each class (seed 0; never depends on ``load(seed=...)``)."""
+    rng = np.random.default_rng(0)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        is_test[rng.permutation(rows)[: int(round(fraction * len(rows)))]] = True
+    return is_test
+
+
+# --------------------------------------------------------------------------- letter, satellite (mlbench)
+def mlbench_folder(root: str | os.PathLike | None = None, name: str = "letter") -> Path | None:
+    """Folder holding the mlbench ``.rda`` file of ``name`` ("letter" or "satellite"), or None.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Look only in ``root`` and ``root/mlbench``. Without it, look in
+        ``$MISLABEL_DATA/mlbench``, ``./data/mlbench`` and
+        ``/usr/lib/R/site-library/mlbench/data``, in that order.
+    name : {"letter", "satellite"}
+    """
+    fname = _MLBENCH[name][0]
+    if root is not None:
+        cands = [Path(root).expanduser(), Path(root).expanduser() / "mlbench"]
+    else:
+        cands = []
+        env = os.environ.get("MISLABEL_DATA")
+        if env:
+            cands.append(Path(env).expanduser() / "mlbench")
+        cands += [Path("data") / "mlbench", _MLBENCH_SYSTEM_DIR]
+    return next((c for c in cands if (c / fname).is_file()), None)
+
+
+def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from ._rdata import data_frame, factor_codes, read_rda
+
+    fname, obj_name = _MLBENCH[name]
+    folder = mlbench_folder(root, name)
+    if folder is None:
+        where = f"{root} and {root}/mlbench" if root is not None else (
+            "$MISLABEL_DATA/mlbench, ./data/mlbench, " + str(_MLBENCH_SYSTEM_DIR))
+        raise FileNotFoundError(
+            f"{name}: {fname} not found (looked in {where}). Run 'bash scripts/get_data.sh', which extracts it "
+            "from the Debian package r-cran-mlbench into ./data/mlbench (apt-get download r-cran-mlbench && "
+            "dpkg -x r-cran-mlbench_*.deb x && cp x/usr/lib/R/site-library/mlbench/data/*.rda data/mlbench/), "
+            "or pass root= (or set MISLABEL_DATA) to a folder holding it")
+    path = folder / fname
+    key = (name, str(folder.resolve()), _stamp([path]))
+    if key not in _CACHE:
+        objs = read_rda(path)
+        if obj_name not in objs:
+            raise ValueError(f"{path} holds {', '.join(map(str, objs))}, not {obj_name}; fetch the file again")
+        names, cols = data_frame(objs[obj_name])
+        label_col = 0 if name == "letter" else len(cols) - 1
+        labels, classes = factor_codes(cols[label_col])
+        feats = np.stack([np.asarray(c.value, dtype=np.float64) for i, c in enumerate(cols) if i != label_col], 1)
+        expected = {"letter": 16, "satellite": 36}[name]
+        if feats.shape[1] != expected or (labels < 0).any() or not np.isfinite(feats).all():
+            raise ValueError(f"{path} does not look like the mlbench {obj_name} data set "
+                             f"({feats.shape[1]} feature columns, expected {expected}); fetch the file again")
+        if name == "letter":   # integer features 0-15 -> 0-255, as a (1, 4, 4) "image"
+            images = np.rint(feats * 17).clip(0, 255).astype(np.uint8).reshape(-1, 1, 4, 4)
+            is_test = np.arange(len(labels)) >= 16000   # the data set's customary split
+        else:                  # rows hold 3x3 pixels x 4 bands, pixel by pixel -> (4 bands, 3, 3)
+            images = np.ascontiguousarray(feats.clip(0, 255).astype(np.uint8).reshape(-1, 3, 3, 4)
+                                          .transpose(0, 3, 1, 2))
+            is_test = _stratified_test_mask(labels)
+        _CACHE[key] = {s: (images[m].copy(), labels[m].copy(), classes)
+                       for s, m in (("train", ~is_test), ("test", is_test))}
+    images, labels, classes = _CACHE[key][split]
+    return images, labels, list(classes)
 
 
 # --------------------------------------------------------------------------- synthetic

@@ -538,6 +538,13 @@ def test_mlbench_missing_and_wrong_file(tmp_path):
     _write_rda(tmp_path / "LetterRecognition.rda", "Other", [[1.0]], 0, ["a"], [1])
     with pytest.raises(ValueError, match="not LetterRecognition"):
         data.load("letter", root=tmp_path)
+    # an object of the right name that is not a data frame (a bare numeric vector)
+    vec = _xdr_int(14) + _xdr_int(2) + np.asarray([1.0, 2.0], dtype=">f8").tobytes()
+    body = _xdr_int(2 | (1 << 10)) + _xdr_int(1) + _xdr_str("LetterRecognition") + vec + _xdr_int(254)
+    (tmp_path / "LetterRecognition.rda").write_bytes(
+        gzip.compress(b"RDX2\nX\n" + _xdr_int(2) + _xdr_int(0x40002) + _xdr_int(0x20300) + body))
+    with pytest.raises(ValueError, match="does not look like.*expected an R data frame"):
+        data.load("letter", root=tmp_path)
 
 
 def test_letter_and_satellite_real():

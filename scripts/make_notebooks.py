@@ -1199,14 +1199,15 @@ different kinds: Fashion-MNIST (28x28 gray-scale images) and UCI Landsat
 Satellite (3x3 pixel patches in 4 spectral bands, 6 soil and crop classes),
 mixing noise kinds, rates, run lengths, architectures and schedules (step decay
 with augmentation as in the paper, and constant learning rate without
-augmentation, as in many users' loops):
+augmentation, as in many users' loops). Satellite runs are never augmented: a
+patch is labelled by its centre pixel, which a crop would move.
 '''),
         code('''
 recipe = pd.DataFrame(card["training_data"])
-recipe["schedule"] = ["constant lr, no augmentation" if r.get("augment") is False else "step decay + augmentation"
-                      for r in card["training_data"]]
+recipe["schedule"] = ["constant lr" if r.get("milestones") == [] else "step decay" for r in card["training_data"]]
+recipe["augmentation"] = ["none" if r.get("augment") is False else "crop + flip" for r in card["training_data"]]
 recipe["subset"] = recipe["subset"].map(lambda v: "all" if pd.isna(v) else int(v))
-recipe[["dataset", "noise", "rate", "epochs", "model", "subset", "schedule"]]
+recipe[["dataset", "noise", "rate", "epochs", "model", "subset", "schedule", "augmentation"]]
 '''),
         code('''
 t = card["training"]

@@ -31,3 +31,20 @@ def test_twice_contaminated_capture_reports_both_masks(tmp_path):
     syn, under = cap.dynamics.is_flipped, cap.underlying
     assert syn.sum() == 40 and under.sum() == 20 and not (syn & under).any()
     assert ((cap.dynamics.labels != cap.clean_labels) == (syn | under)).all()
+
+
+def test_augmentation_default_depends_on_the_data_set(tmp_path):
+    from test_data import _fake_letter
+
+    (tmp_path / "mlbench").mkdir()
+    _fake_letter(tmp_path / "mlbench")
+    kw = dict(subset=200, noise="symmetric", rate=0.2, model="mlp", epochs=1, test_subset=0, progress=False,
+              cache_dir=tmp_path / "cache")
+    # letter's 4x4 grid of unrelated features is never cropped by default: the same run (cache entry) as augment=False
+    off = pipeline.capture("letter", root=tmp_path, augment=False, **kw)
+    assert pipeline.capture("letter", root=tmp_path, **kw).folder == off.folder
+    assert pipeline.capture("letter", root=tmp_path, augment=True, **kw).folder != off.folder
+    # image data sets keep augmentation on by default
+    on = pipeline.capture("synthetic", augment=True, **kw)
+    assert pipeline.capture("synthetic", **kw).folder == on.folder
+    assert pipeline.capture("synthetic", augment=False, **kw).folder != on.folder

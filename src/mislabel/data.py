@@ -66,6 +66,7 @@ __all__ = [
     "fashion_mnist_folder",
     "cifar_folder",
     "mlbench_folder",
+    "NO_AUGMENT",
     "make_synthetic",
     "file_md5",
     "check_md5",
@@ -104,6 +105,10 @@ _CIFAR = {
         num_classes=100,
     ),
 }
+
+#: data sets whose samples change meaning under a crop or flip (a grid of unrelated features; a 3x3
+#: patch labelled by its centre pixel): training pipelines leave augmentation off for them by default
+NO_AUGMENT = ("letter", "satellite")
 
 # UCI data sets as saved by the R package mlbench: name -> (file, object name)
 _MLBENCH = {"letter": ("LetterRecognition.rda", "LetterRecognition"), "satellite": ("Satellite.rda", "Satellite")}

@@ -96,7 +96,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
             noise: str = "symmetric", rate: float = 0.4, noise_seed: int = 0, underlying_rate: float = 0.0,
             mapping: str = "next", model: str = "cnn", epochs: int = 10, record: str = "train", seed: int = 0,
             batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4, milestones=(0.5, 0.75),
-            augment: bool = True, test_subset: int | None = None,
+            augment: bool | None = None, test_subset: int | None = None,
             root=None, device=None, amp: bool = False, store_full: bool = False, progress: bool = True,
             cache: bool = True, cache_dir=None) -> Capture:
     """Load ``dataset``, corrupt its labels, train ``model`` and record training dynamics (cached).
@@ -119,8 +119,11 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         Asymmetric mapping name (see :func:`mislabel.noise.asymmetric`).
     model, epochs, record, seed, batch_size, lr, weight_decay, milestones, device, amp, store_full
         Passed to :func:`mislabel.train.fit` (``milestones=()`` keeps the learning rate constant).
-    augment : bool
+    augment : bool, optional
         Batched random crop and flip (``train.default_augment``); False trains on the raw images.
+        None (default): on for image data sets, off for those where a crop or flip changes what a
+        sample means (:data:`mislabel.data.NO_AUGMENT`: letter's feature grid, satellite's labelled
+        centre pixel).
     test_subset : int, optional
         Size of the test split used to log test accuracy; 0 disables it.
     root : path, optional
@@ -140,6 +143,8 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
     # defaults, so earlier cache entries (made with the defaults) stay valid
     if tuple(milestones) != (0.5, 0.75):
         params["milestones"] = list(milestones)
+    if augment is None:
+        augment = dataset not in _data.NO_AUGMENT
     if not augment:
         params["augment"] = False
     ds = _data.load(dataset, split="train", root=root, subset=subset, seed=data_seed)

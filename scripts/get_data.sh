@@ -17,24 +17,30 @@ FILES=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz
 URL_BASE="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 LOCAL_DIR="data/fashion-mnist"
 
+# find_in LABEL FILES_ARRAY_NAME DIR...: report the first DIR holding every file of the array; fail if none does
+find_in() {
+    local label="$1" d f ok
+    local -n wanted="$2"
+    shift 2
+    for d in "$@"; do
+        ok=1
+        for f in "${wanted[@]}"; do
+            [[ -f "${d}/${f}" ]] || { ok=0; break; }
+        done
+        if (( ok )); then
+            echo "${label} found in ${d}"
+            return 0
+        fi
+    done
+    return 1
+}
+
 find_data() {
     local dirs=(/usr/share/datasets/fashion-mnist)
     if [[ -n "${MISLABEL_DATA:-}" ]]; then
         dirs+=("${MISLABEL_DATA}/fashion-mnist")
     fi
-    dirs+=("${LOCAL_DIR}")
-    local d f ok
-    for d in "${dirs[@]}"; do
-        ok=1
-        for f in "${FILES[@]}"; do
-            [[ -f "${d}/${f}" ]] || { ok=0; break; }
-        done
-        if (( ok )); then
-            echo "Fashion-MNIST found in ${d}"
-            return 0
-        fi
-    done
-    return 1
+    find_in "Fashion-MNIST" FILES "${dirs[@]}" "${LOCAL_DIR}"
 }
 
 try_apt() {
@@ -89,22 +95,12 @@ MLBENCH_FILES=(LetterRecognition.rda Satellite.rda)
 MLBENCH_DIR="data/mlbench"
 
 find_mlbench() {
-    local dirs=() d f ok
+    local dirs=()
     if [[ -n "${MISLABEL_DATA:-}" ]]; then
         dirs+=("${MISLABEL_DATA}/mlbench")
     fi
-    dirs+=("${MLBENCH_DIR}" /usr/lib/R/site-library/mlbench/data)
-    for d in "${dirs[@]}"; do
-        ok=1
-        for f in "${MLBENCH_FILES[@]}"; do
-            [[ -f "${d}/${f}" ]] || { ok=0; break; }
-        done
-        if (( ok )); then
-            echo "mlbench data (letter, satellite) found in ${d}"
-            return 0
-        fi
-    done
-    return 1
+    find_in "mlbench data (letter, satellite)" MLBENCH_FILES "${dirs[@]}" "${MLBENCH_DIR}" \
+        /usr/lib/R/site-library/mlbench/data
 }
 
 fetch_mlbench() {

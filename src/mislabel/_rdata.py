@@ -89,9 +89,7 @@ class _Reader:
         elif kind == REALSXP:
             n = self.length()
             value = np.frombuffer(self.take(8 * n), dtype=">f8").astype(np.float64)
-        elif kind == STRSXP:
-            value = [self.item() for _ in range(self.length())]
-        elif kind == VECSXP:
+        elif kind in (STRSXP, VECSXP):   # character vector (of CHARSXPs) or list: one item per element
             value = [self.item() for _ in range(self.length())]
         else:
             raise ValueError(f"unsupported R object type {kind} in the .rda file (only data sets are read)")

@@ -524,14 +524,13 @@ def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, 
         objs = read_rda(path)
         if obj_name not in objs:
             raise ValueError(f"{path} holds {', '.join(map(str, objs))}, not {obj_name}; fetch the file again")
-        label_col = 0 if name == "letter" else -1
         try:
             _, cols = data_frame(objs[obj_name])
+            label_col = 0 if name == "letter" else len(cols) - 1
             labels, classes = factor_codes(cols[label_col])
         except (ValueError, IndexError, KeyError) as exc:
             raise ValueError(f"{path} does not look like the mlbench {obj_name} data set ({exc}); "
                              "fetch the file again") from None
-        label_col %= len(cols)
         feats = np.stack([np.asarray(c.value, dtype=np.float64) for i, c in enumerate(cols) if i != label_col], 1)
         expected = {"letter": 16, "satellite": 36}[name]
         if feats.shape[1] != expected or (labels < 0).any() or not np.isfinite(feats).all():

@@ -134,3 +134,38 @@ def test_recipe_entries_are_capture_arguments():
     assert [(r["dataset"], r["noise"], r["rate"], r["epochs"], r["model"]) for r in card["training_data"]] == \
         [(pretrained._spec(s, pretrained.SUBSET)["dataset"], s["noise"], s["rate"], s["epochs"], s["model"])
          for s in pretrained.RECIPE]
+
+
+def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
+    """The regeneration script runs end to end (tiny sizes), and --in-domain-only adds the in-domain
+    reference to an existing card without touching the weights."""
+    import os
+    import subprocess
+    import sys
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_pretrained.py"
+    env = dict(os.environ, MISLABEL_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "weights"
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(script), "--quick", "--draws", "1", "--out", str(out), *args],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    missing = run("--in-domain-only")
+    assert missing.returncode == 2 and "run without it first" in missing.stderr
+    assert not out.exists() or not any(out.iterdir())
+    full = run()
+    assert full.returncode == 0, full.stderr[-2000:]
+    card = json.loads((out / "detector.json").read_text())
+    assert [r["dataset"] for r in card["in_domain"]] == ["digits/train"] * 2
+    weights = (out / "detector.pt").read_bytes()
+    del card["in_domain"]
+    (out / "detector.json").write_text(json.dumps(card))
+    again = run("--in-domain-only")
+    assert again.returncode == 0, again.stderr[-2000:]
+    card2 = json.loads((out / "detector.json").read_text())
+    assert (out / "detector.pt").read_bytes() == weights
+    assert card2["held_out"] == card["held_out"]
+    for row in card2["in_domain"]:
+        assert row["fit_on"] == "digits/test" and len(row["draws"]) == 1
+        for key in ("in_domain", "detector", "aum"):
+            assert 0.0 < row[key]["map"] <= 1.0

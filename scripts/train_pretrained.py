@@ -18,7 +18,7 @@ An *in-domain reference* (``IN_DOMAIN``) asks how much of the gap to AUM is
 transfer: a detector of the same recipe (architecture, features, epochs)
 trained only on plain-loop runs of a disjoint split of the held-out data set
 itself, scored on the same held-out draws. To add or refresh only that part of
-an existing ``detector.json`` (about 12 min):
+an existing ``detector.json`` (about 10 min on 2 cores):
 
     .venv/bin/python scripts/train_pretrained.py --in-domain-only
 """

@@ -25,6 +25,7 @@ an existing ``detector.json`` (about 10 min on 2 cores):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import time
@@ -80,13 +81,21 @@ def cv_probs(images, labels, *, model, epochs, lr, seed=0, folds=5, num_classes=
     return out
 
 
-def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, subset=None, with_cleanlab=True):
+@functools.lru_cache(maxsize=None)
+def _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset):
+    """One held-out draw: (data, noisy labels, flipped mask, dynamics of the plain loop). Kept for the
+    run, so the in-domain reference scores the very draws of the held-out table without training them again."""
     ds = mislabel.data.load(dataset, split=split, subset=subset, seed=seed)
     C = ds.num_classes
     noisy, flipped = mislabel.noise.make(noise, ds.labels, rate, C, seed=seed)
     rec = mislabel.DynamicsRecorder(num_samples=len(noisy))
     plain_loop(ds.images, noisy, model=model, epochs=epochs, lr=lr, seed=seed, recorder=rec, num_classes=C)
-    dyn = rec.result()
+    return ds, noisy, flipped, rec.result()
+
+
+def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, subset=None, with_cleanlab=True):
+    ds, noisy, flipped, dyn = _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset)
+    C = ds.num_classes
     row = {"dataset": f"{dataset}/{split}", "n": len(noisy), "classes": C, "noise": noise, "rate": rate, "model": model,
            "epochs": epochs, "detector": metrics.evaluate(det.score(dyn), flipped),
            "aum": metrics.evaluate(baselines.aum(dyn), flipped)}

@@ -83,7 +83,7 @@ def _spec(spec: dict, subset: int | None) -> dict:
 
 
 def reference_captures(progress: bool = True, cache_dir=None, subset: int = SUBSET, recipe=None) -> list:
-    """Run (or load from cache) every capture of the recipe on the Fashion-MNIST training split."""
+    """Run (or load from cache) every capture of the recipe (training splits of Fashion-MNIST and satellite)."""
     out = []
     for spec in (recipe or RECIPE):
         out.append(pipeline.capture(lr=0.05, test_subset=0, progress=progress, cache_dir=cache_dir,

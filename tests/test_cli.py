@@ -69,3 +69,20 @@ def test_module_help():
     assert out.returncode == 0 and "capture" in out.stdout and "train-detector" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "mislabel", "capture"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--out" in bad.stderr
+
+
+def test_detect_with_the_shipped_detector_and_dynamics_of_version_0_1(run_dir, tmp_path, capsys):
+    """Captured dynamics score with the shipped detector; a file without runner-up classes gets one clear line."""
+    import mislabel
+    dyn = mislabel.Dynamics.load(run_dir / "x" / "dynamics.npz")
+    assert dyn.runner_up is not None
+    assert main(["detect", "--dynamics", str(run_dir / "x" / "dynamics.npz"), "--top", "5",
+                 "--out", str(tmp_path / "top.csv")]) == 0
+    assert len(list(csv.DictReader(open(tmp_path / "top.csv")))) == 5
+    old = mislabel.Dynamics(dyn.probs, dyn.labels, dyn.is_flipped, dyn.margins)   # as saved before 0.2
+    old.save(tmp_path / "old.npz")
+    capsys.readouterr()
+    rc = main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--out", str(tmp_path / "s.csv")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "runner-up" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s.csv").exists()

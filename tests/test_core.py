@@ -67,6 +67,7 @@ def _naive_record(batches, N, T):
     """Reference: a per-sample Python loop."""
     probs = np.full((N, T), np.nan)
     margins = np.full((N, T), np.nan)
+    runner = np.full((N, T), -1)
     for t, epoch in enumerate(batches):
         for logits, labels, ids in epoch:
             for row, y, i in zip(logits.numpy().astype(np.float64), labels.tolist(), ids.tolist()):
@@ -74,10 +75,13 @@ def _naive_record(batches, N, T):
                 probs[i, t] = e[y] / e.sum()
                 others = np.delete(row, y)
                 margins[i, t] = row[y] - others.max()
-    return probs, margins
+                k = int(np.argmax(others))
+                runner[i, t] = k + (k >= y)   # index in the full class list
+    return probs, margins, runner
 
 
-def test_recorder_matches_naive_loop():
+@pytest.mark.parametrize("defer", [True, False])
+def test_recorder_matches_naive_loop(defer):
     g = torch.Generator().manual_seed(0)
     N, C, T = 37, 5, 3
     labels = torch.randint(0, C, (N,), generator=g)
@@ -89,16 +93,18 @@ def test_recorder_matches_naive_loop():
             ids = perm[i:i + 8]
             epoch.append((torch.randn(len(ids), C, generator=g) * 3, labels[ids], ids))
         batches.append(epoch)
-    rec = DynamicsRecorder(N, num_classes=C, store_full=True)
+    rec = DynamicsRecorder(N, num_classes=C, store_full=True, defer=defer)
     for epoch in batches:
         for logits, y, ids in epoch:
             rec.update(logits, y, ids)
         rec.next_epoch()
     dyn = rec.result()
-    ref_p, ref_m = _naive_record(batches, N, T)
+    ref_p, ref_m, ref_r = _naive_record(batches, N, T)
     assert dyn.probs.shape == (N, T) and dyn.probs.dtype == np.float32
     np.testing.assert_allclose(dyn.probs, ref_p, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dyn.margins, ref_m, rtol=1e-5, atol=1e-5)
+    assert dyn.runner_up.dtype == np.int32
+    np.testing.assert_array_equal(dyn.runner_up, ref_r)
     np.testing.assert_array_equal(dyn.labels, labels.numpy())
     assert dyn.full.shape == (N, T, C)
     np.testing.assert_allclose(np.take_along_axis(dyn.full.astype(np.float32), labels.numpy()[:, None, None]
@@ -119,6 +125,31 @@ def test_recorder_interpolates_missing_samples_and_grows():
     np.testing.assert_allclose(dyn.probs[0], sig, rtol=1e-6)
     np.testing.assert_allclose(dyn.probs[1], [sig[0], (sig[0] + sig[2]) / 2, sig[2]], rtol=1e-6)
     assert big  # keep flake quiet
+
+
+def test_recorder_runner_up_of_a_missing_epoch_repeats_the_last_seen_class():
+    rec = DynamicsRecorder(2, capacity=1)
+    # sample 1 is missing in epoch 1; its runner-up class moves from 1 to 2 over the run
+    for t, (seen, top) in enumerate([([0, 1], 1), ([0], 2), ([0, 1], 2)]):
+        logits = torch.zeros(len(seen), 3)
+        logits[:, top] = 1.0
+        rec.update(logits, torch.zeros(len(seen), dtype=torch.long), torch.tensor(seen))
+        rec.next_epoch()
+    dyn = rec.result()
+    np.testing.assert_array_equal(dyn.runner_up, [[1, 2, 2], [1, 1, 2]])
+    assert DynamicsRecorder(2, margins=False).keep_margins is False
+    rec = DynamicsRecorder(2, margins=False)
+    rec.update(torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    d = rec.result()
+    assert d.margins is None and d.runner_up is None
+
+
+def test_interpolate_previous_keeps_observed_values():
+    nan = np.nan
+    v = np.array([[nan, 3.0, nan, nan, 5.0, nan]], dtype=np.float32)
+    np.testing.assert_array_equal(interpolate_missing(v, method="previous"), [[3, 3, 3, 3, 5, 5]])
+    with pytest.raises(ValueError, match="method"):
+        interpolate_missing(v, method="cubic")
 
 
 def test_recorder_bad_input():
@@ -146,7 +177,8 @@ def test_recorder_bad_input():
 def _dyn(N=20, T=6, seed=0):
     rng = np.random.default_rng(seed)
     return Dynamics(rng.random((N, T), dtype=np.float32), rng.integers(0, 3, N), rng.random(N) < 0.3,
-                    rng.normal(size=(N, T)).astype(np.float32), None, {"dataset": "x", "epochs": T})
+                    rng.normal(size=(N, T)).astype(np.float32), None, {"dataset": "x", "epochs": T},
+                    rng.integers(0, 3, (N, T)))
 
 
 def test_dynamics_save_load_round_trip(tmp_path):
@@ -157,6 +189,7 @@ def test_dynamics_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(d.labels, e.labels)
     np.testing.assert_array_equal(d.is_flipped, e.is_flipped)
     np.testing.assert_array_equal(d.margins, e.margins)
+    np.testing.assert_array_equal(d.runner_up, e.runner_up)
     assert e.meta == d.meta and e.full is None
     assert [f.name for f in tmp_path.iterdir()] == ["d.npz"]  # no temp files left
 
@@ -177,6 +210,16 @@ def test_dynamics_rejects_mismatch_and_bad_labels():
         Dynamics(np.zeros((2, 2)), np.array([0, -1]))
     with pytest.raises(ValueError, match="is_flipped"):
         Dynamics(np.zeros((2, 2)), np.array([0, 1]), is_flipped=np.array([True]))
+    with pytest.raises(ValueError, match="runner_up must have shape"):
+        Dynamics(np.zeros((2, 2)), np.array([0, 1]), runner_up=np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="integer class indices"):
+        Dynamics(np.zeros((2, 2)), np.array([0, 1]), runner_up=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="negative class"):
+        Dynamics(np.zeros((2, 2)), np.array([0, 1]), runner_up=-np.ones((2, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="full has 2 classes"):
+        Dynamics(np.zeros((2, 2)), np.array([0, 1]), full=np.zeros((2, 2, 2)), runner_up=np.full((2, 2), 2))
+    d = Dynamics(np.zeros((3, 2)), np.array([0, 1, 2]), runner_up=np.array([[1, 2], [0, 2], [0, 1]]))
+    np.testing.assert_array_equal(d.subset([2, 0]).runner_up, [[0, 1], [1, 2]])
 
 
 def test_dynamics_load_rejects_foreign_and_corrupt(tmp_path):
@@ -519,3 +562,28 @@ def test_percentile_rank_channel_by_hand():
     perm = np.array([2, 0, 3, 1])
     np.testing.assert_allclose(det.score(d)[perm], det.score(d.subset(perm)), rtol=1e-6)
     assert det.net.lstm.input_size == 3
+
+
+def test_pair_confusion_by_hand():
+    from mislabel.detector import features_of, pair_confusion
+    labels = np.array([0, 0, 1, 2])
+    # epoch 0: predictions 0, 2, 0, 2 (runner-up where the margin is negative); epoch 1: every label predicted
+    margins = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0], [2.0, 1.0]], dtype=np.float32)
+    runner = np.array([[1, 1], [2, 2], [0, 2], [0, 1]])
+    # epoch 0 shares: class 0 -> {0: 1/2, 2: 1/2}, class 1 -> {0: 1}, class 2 -> {2: 1}
+    fwd, bwd = pair_confusion(labels, margins, runner)
+    np.testing.assert_array_equal(fwd, [[0.0, 0], [0.5, 0], [1.0, 0], [0.0, 0]])
+    np.testing.assert_array_equal(bwd, [[1.0, 0], [0.0, 0], [0.0, 0], [0.5, 0]])
+    assert fwd.dtype == bwd.dtype == np.float32
+    with pytest.raises(ValueError, match="expected labels"):
+        pair_confusion(labels, margins, runner[:, :1])
+    probs = np.full((4, 2), 0.5, dtype=np.float32)
+    d = Dynamics(probs, labels, np.array([False, True, True, False]), margins, runner_up=runner)
+    x, _ = features_of(d, "prob+margin+rank+pairs")
+    assert x.shape == (4, 2, 5)
+    np.testing.assert_array_equal(x[:, :, 3], fwd)
+    np.testing.assert_array_equal(x[:, :, 4], bwd)
+    with pytest.raises(ValueError, match="runner-up class.*carry none"):
+        features_of(Dynamics(probs, labels, None, margins), "prob+margin+rank+pairs")
+    det = NoiseDetector(hidden_size=4, features="prob+margin+rank+pairs").fit(d, epochs=1, progress=False)
+    assert det.net.lstm.input_size == 5 and det.score(d).shape == (4,)

@@ -89,11 +89,13 @@ def _write_fake_cifar100(base, n_train=6, n_test=4, seed=0):
 
 # --------------------------------------------------------------------------- generic
 def test_unknown_dataset_and_bad_split():
-    with pytest.raises(ValueError, match="fashion-mnist, digits, letter, satellite, cifar10, cifar100, synthetic"):
+    with pytest.raises(ValueError, match="fashion-mnist, fashion-mnist-rot, digits, letter, satellite, cifar10, "
+                                         "cifar100, synthetic"):
         data.load("mnist")
     with pytest.raises(ValueError, match="'train' or 'test'"):
         data.load("synthetic", split="val")
-    assert data.DATASETS == ("fashion-mnist", "digits", "letter", "satellite", "cifar10", "cifar100", "synthetic")
+    assert data.DATASETS == ("fashion-mnist", "fashion-mnist-rot", "digits", "letter", "satellite", "cifar10",
+                             "cifar100", "synthetic")
 
 
 @pytest.mark.parametrize("subset", [0, -3, 2001, 1.5, "10", True])
@@ -203,6 +205,29 @@ def test_fashion_mnist_real(real_fmnist_folder):
     # handing out a tensor never exposes the cache
     sub.images.zero_()
     assert torch.equal(data.load("fashion-mnist", "train", subset=500, seed=0).images, sub2.images)
+
+
+def test_fashion_mnist_rot_is_turned_and_relabelled(tmp_path):
+    written = _write_fake_fmnist(tmp_path / "fashion-mnist")
+    plain = data.load("fashion-mnist", "train", root=tmp_path)
+    rot = data.load("fashion-mnist-rot", "train", root=tmp_path)
+    assert rot.num_classes == 40 and rot.classes[13] == "Dress, 90 deg"
+    assert "fashion-mnist-rot" in data.NO_AUGMENT   # a flip would turn one class into another
+    turns = rot.labels // 10
+    assert len(set(turns.tolist())) > 1
+    assert torch.equal(rot.labels % 10, plain.labels)
+    for img, src, k in zip(rot.images, plain.images, turns.tolist()):
+        assert torch.equal(img, torch.rot90(src, k, dims=(1, 2)))
+    assert torch.equal(data.load("fashion-mnist-rot", "train", root=tmp_path).labels, rot.labels)  # fixed turns
+    assert len(written["train"][1]) == len(rot)
+
+
+def test_fashion_mnist_rot_real(real_fmnist_folder):
+    rot = data.load("fashion-mnist-rot", "train")
+    counts = np.bincount(rot.labels.numpy() // 10, minlength=4)
+    assert counts.sum() == 60000 and counts.min() > 14000   # every quarter turn about equally often
+    sub = data.load("fashion-mnist-rot", "train", subset=300, seed=1)
+    np.testing.assert_array_equal(sub.labels.numpy(), rot.labels.numpy()[sub.indices])
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST (tiny files)

@@ -55,16 +55,24 @@ def test_shipped_weights_load_with_weights_only_and_match_reference():
     margins = rng.normal(0, 3, (7, T)).astype(np.float32)
     probs[0], margins[0] = 0.95, 6.0    # a confidently learned sample
     probs[1], margins[1] = 0.02, -5.0   # a never-learned sample
-    dyn = mislabel.Dynamics(probs, np.zeros(7, dtype=np.int64), margins=margins)
-    x = _channels(det, probs, margins)  # second channel (if any): sigmoid of the AUM margin
+    labels, runner = _labels_and_runner_up(rng, 7, T)
+    dyn = mislabel.Dynamics(probs, labels, margins=margins, runner_up=runner)
+    x = _channels(det, probs, margins, labels, runner)  # second channel (if any): sigmoid of the AUM margin
     ref = numpy_lstm_scores(payload["state_dict"], x, det.config["num_layers"])
     np.testing.assert_allclose(det.score(dyn), ref, atol=1e-5)
     np.testing.assert_allclose(mislabel.detect(dyn), ref, atol=1e-5)
     assert ref[1] > ref[0]  # never-learned looks more mislabeled than confidently learned
 
 
-def _channels(det, probs, margins):
-    """The detector's input computed independently: probability, sigmoid(margin), margin percentile."""
+def _labels_and_runner_up(rng, N, T, C=3):
+    labels = rng.integers(0, C, N)
+    runner = (labels[:, None] + rng.integers(1, C, (N, T))) % C   # any class but the given one
+    return labels, runner
+
+
+def _channels(det, probs, margins, labels, runner):
+    """The detector's input computed independently: probability, sigmoid(margin), margin percentile and
+    the two class-pair confusion shares (per-sample Python loops)."""
     feats = det.config["features"].split("+")
     chans = [probs.astype(np.float64)]
     m = margins.astype(np.float64)
@@ -74,7 +82,19 @@ def _channels(det, probs, margins):
         below = (m[None, :, :] < m[:, None, :]).sum(1)
         equal = (m[None, :, :] == m[:, None, :]).sum(1)
         chans.append((below + (equal + 1) / 2) / len(m))
-    assert len(chans) == len(feats), f"test does not know the features {det.config['features']!r}"
+    if "pairs" in feats:  # share of class-a samples predicted as b, for (given, runner-up) and back
+        N, T = m.shape
+        fwd, bwd = np.zeros((N, T)), np.zeros((N, T))
+        for t in range(T):
+            pred = [labels[j] if m[j, t] >= 0 else runner[j, t] for j in range(N)]
+            share = lambda a, b: (sum(labels[j] == a and pred[j] == b for j in range(N))  # noqa: E731
+                                  / max(sum(labels[j] == a for j in range(N)), 1))
+            for i in range(N):
+                fwd[i, t] = share(labels[i], runner[i, t])
+                bwd[i, t] = share(runner[i, t], labels[i])
+        chans += [fwd, bwd]
+    assert len(chans) == mislabel.detector.CHANNELS[det.config["features"]], \
+        f"test does not know the features {det.config['features']!r}"
     return np.stack(chans, axis=2)
 
 
@@ -83,9 +103,10 @@ def test_any_length_is_resampled_to_the_shipped_length():
     state = torch.load(WEIGHTS / "detector.pt", weights_only=True)["state_dict"]
     rng = np.random.default_rng(1)
     for T in (3, 10, 200):
-        d = mislabel.Dynamics(rng.random((5, T)).astype(np.float32), np.zeros(5, dtype=np.int64),
-                              margins=rng.normal(0, 2, (5, T)).astype(np.float32))
-        x = resample(_channels(det, d.probs, d.margins), det.seq_len)  # features first, then resampled
+        labels, runner = _labels_and_runner_up(rng, 5, T)
+        d = mislabel.Dynamics(rng.random((5, T)).astype(np.float32), labels,
+                              margins=rng.normal(0, 2, (5, T)).astype(np.float32), runner_up=runner)
+        x = resample(_channels(det, d.probs, d.margins, labels, runner), det.seq_len)  # features, then resampled
         ref = numpy_lstm_scores(state, x, det.config["num_layers"])
         np.testing.assert_allclose(det.score(d), ref, atol=1e-5)
 
@@ -128,7 +149,7 @@ def test_recipe_entries_are_capture_arguments():
         datasets.add(kw["dataset"])
         # Fashion-MNIST entries take the pool's subset; entries naming their own data set keep their own
         assert kw["subset"] == (600 if "dataset" not in spec else spec["subset"])
-    assert datasets == {"fashion-mnist", "satellite"}
+    assert datasets == {"fashion-mnist", "satellite", "fashion-mnist-rot"}
     # the card records the same recipe the library defines
     card = json.loads((WEIGHTS / "detector.json").read_text())
     assert [(r["dataset"], r["noise"], r["rate"], r["epochs"], r["model"]) for r in card["training_data"]] == \

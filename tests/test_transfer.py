@@ -11,7 +11,9 @@ def _toy(seed, shift=0.0, N=300, T=10):
     flipped = rng.random(N) < 0.3
     probs = np.clip(np.where(flipped[:, None], 0.25 + shift, 0.75) + rng.normal(0, 0.15, (N, T)), 0, 1)
     margins = np.where(flipped[:, None], -1.0, 2.0) + rng.normal(0, 1, (N, T))
-    return Dynamics(probs.astype(np.float32), np.zeros(N, dtype=np.int64), flipped, margins.astype(np.float32))
+    runner_up = rng.integers(1, 3, (N, T))   # the shipped detector reads it; any class but the given 0
+    return Dynamics(probs.astype(np.float32), np.zeros(N, dtype=np.int64), flipped, margins.astype(np.float32),
+                    runner_up=runner_up)
 
 
 def test_compare_returns_every_method_without_touching_the_source():

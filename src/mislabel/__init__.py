@@ -11,7 +11,7 @@ AAAI 2023.  Typical use::
     det = mislabel.NoiseDetector().fit(run.dynamics, flipped)
     scores = det.score(run.dynamics)          # (N,) probability of being mislabeled
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import os as _os
 

@@ -73,7 +73,8 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
 ]
 
-DATASETS = ("fashion-mnist", "digits", "letter", "satellite", "cifar10", "cifar100", "synthetic")
+DATASETS = ("fashion-mnist", "fashion-mnist-rot", "digits", "letter", "satellite", "cifar10", "cifar100",
+            "synthetic")
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -108,7 +109,10 @@ _CIFAR = {
 
 #: data sets whose samples change meaning under a crop or flip (a grid of unrelated features; a 3x3
 #: patch labelled by its centre pixel): training pipelines leave augmentation off for them by default
-NO_AUGMENT = ("letter", "satellite")
+NO_AUGMENT = ("letter", "satellite", "fashion-mnist-rot")
+
+#: seed of the fixed quarter-turn drawn for every Fashion-MNIST image in "fashion-mnist-rot"
+_ROT_SEED = 4040
 
 # UCI data sets as saved by the R package mlbench: name -> (file, object name)
 _MLBENCH = {"letter": ("LetterRecognition.rda", "LetterRecognition"), "satellite": ("Satellite.rda", "Satellite")}
@@ -203,8 +207,12 @@ def load(
     Parameters
     ----------
     name : str
-        One of :data:`DATASETS`: ``"fashion-mnist"``, ``"digits"``, ``"letter"``,
-        ``"satellite"``, ``"cifar10"``, ``"cifar100"``, ``"synthetic"``.
+        One of :data:`DATASETS`: ``"fashion-mnist"``, ``"fashion-mnist-rot"``,
+        ``"digits"``, ``"letter"``, ``"satellite"``, ``"cifar10"``, ``"cifar100"``,
+        ``"synthetic"``. ``"fashion-mnist-rot"`` has 40 classes: every Fashion-MNIST
+        image turned by a fixed, randomly drawn multiple of 90 degrees, its class the
+        pair (garment, turn), so that many classes are confused in a few similar
+        pairs (as letters are) rather than all alike.
     split : {"train", "test"}
         Which split.
     root : path-like, optional
@@ -244,6 +252,9 @@ def load(
     if name == "fashion-mnist":
         images, labels = _load_fashion_mnist(split, root, download)
         classes = list(FASHION_MNIST_CLASSES)
+    elif name == "fashion-mnist-rot":
+        images, labels = _quarter_turns(*_load_fashion_mnist(split, root, download), split)
+        classes = [f"{c}, {90 * k} deg" for k in range(4) for c in FASHION_MNIST_CLASSES]
     elif name == "digits":
         images, labels = _load_digits(split)
         classes = [str(k) for k in range(10)]
@@ -266,6 +277,19 @@ def load(
         coarse_labels=None if coarse is None else torch.from_numpy(coarse[idx]),
         coarse_classes=None if coarse_classes is None else list(coarse_classes),
     )
+
+
+def _quarter_turns(images: np.ndarray, labels: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Turn image i by ``k_i`` quarter turns (``k_i`` fixed per split row) and relabel it ``labels + 10 * k_i``.
+
+    images : (N, 1, H, W) uint8 with H == W; labels : (N,) int64 in [0, 10).
+    """
+    k = np.random.default_rng([_ROT_SEED, 0 if split == "train" else 1]).integers(0, 4, len(labels))
+    out = np.empty_like(images)
+    for turns in range(4):
+        rows = np.nonzero(k == turns)[0]
+        out[rows] = np.rot90(images[rows], turns, axes=(2, 3))
+    return out, (labels + len(FASHION_MNIST_CLASSES) * k).astype(np.int64)
 
 
 def _subset_indices(n: int, subset, seed: int) -> np.ndarray:

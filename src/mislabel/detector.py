@@ -1,9 +1,9 @@
 """The learned noise detector: an LSTM over given-label probability sequences.
 
 Architecture (paper Sec 3.2/4.1): a 2-layer LSTM with 64 hidden units reads
-the sequence ``probs[i, :]`` (one feature per epoch); a linear head on the
-last step gives two logits (clean, mislabeled), trained with cross-entropy and
-AdamW.
+the sequence ``probs[i, :]`` (one feature per epoch, or several: see "Input
+features" below); a linear head on the last step gives two logits (clean,
+mislabeled), trained with cross-entropy and AdamW.
 
 Sequence length
 ---------------
@@ -35,9 +35,23 @@ the run* at each epoch: the fraction of the samples scored together whose
 margin at that epoch is at most this sample's (ties share the average rank).
 It says "this sample is among the 5% least learned right now", which means
 the same on an easy data set, where every margin is large, and on a hard one;
-it transferred best of all four (see the model card). Its one condition: the
-scores depend on which samples are scored together, so score a whole run at
-once, not sample by sample.
+it transferred best of those four. Its one condition: the scores depend on
+which samples are scored together, so score a whole run at once, not sample by
+sample.
+
+``features="prob+margin+rank+pairs"`` (the shipped detector's) adds two
+channels about the *pair* of classes each sample sits between at each epoch:
+its given class ``y`` and its runner-up class ``r`` (the largest other logit,
+``Dynamics.runner_up``, recorded together with the margin). With
+``M_t[a, b]`` the share of the samples labelled ``a`` that the model predicts
+as ``b`` at epoch t, the channels are ``M_t[y, r]`` and ``M_t[r, y]``
+(:func:`pair_confusion`). A single trajectory cannot tell a flipped sample
+from a hard clean one when the noise maps one class onto another: both sit
+between the same two classes. The pair shares can: noise that flips class
+``i`` into ``i + 1`` leaves many samples labelled ``i + 1`` predicted as
+``i`` and few the other way round, whereas symmetric noise and the natural
+confusion between similar classes spread the predictions thinly. Like the
+percentile, these channels depend on the whole run; score it at once.
 """
 from __future__ import annotations
 
@@ -88,7 +102,9 @@ def resample(probs: np.ndarray, length: int) -> np.ndarray:
     return p[:, lo] * (1.0 - w) + p[:, hi] * w
 
 
-FEATURES = ("prob", "prob+margin", "prob+margin+aum", "prob+margin+rank")
+#: input channels per epoch of each feature set
+CHANNELS = {"prob": 1, "prob+margin": 2, "prob+margin+aum": 3, "prob+margin+rank": 3, "prob+margin+rank+pairs": 5}
+FEATURES = tuple(CHANNELS)
 
 
 class _LSTMNet(nn.Module):
@@ -109,14 +125,16 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     ----------
     dynamics : Dynamics or ndarray of shape (N, T)
         A bare array is read as given-label probabilities (only ``features="prob"``).
-    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank"}
+    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs"}
 
     Returns
     -------
     x : ndarray of shape (N, T, F), float32
-        F = 1 (probability), 2 (probability, sigmoid of the AUM margin) or 3
+        F = 1 (probability), 2 (probability, sigmoid of the AUM margin), 3
         (those and either the sigmoid of the margin's running mean, AUM so far, or
-        the margin's percentile among the N samples at each epoch, in (0, 1]).
+        the margin's percentile among the N samples at each epoch, in (0, 1]) or
+        5 (probability, margin, percentile and the two :func:`pair_confusion`
+        channels, which need ``dynamics.runner_up``).
     is_flipped : ndarray of shape (N,), bool, or None
     """
     if features not in FEATURES:
@@ -136,8 +154,15 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     chans = [dynamics.probs, _sigmoid(m)]
     if features == "prob+margin+aum":   # running mean of the margin: at the last step it is AUM itself
         chans.append(_sigmoid(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
-    elif features == "prob+margin+rank":
+    elif features.startswith("prob+margin+rank"):
         chans.append(percentile_rank(m))
+    if features == "prob+margin+rank+pairs":
+        if dynamics.runner_up is None:
+            raise ValueError("this detector reads the runner-up class of every epoch (features="
+                             f"{features!r}) but the dynamics carry none (recorded before mislabel 0.2?); "
+                             "record again with DynamicsRecorder (margins=True, the default) or use a detector "
+                             "with features='prob+margin+rank'")
+        chans.extend(pair_confusion(dynamics.labels, m, dynamics.runner_up))
     return np.stack(chans, axis=2).astype(np.float32), dynamics.is_flipped
 
 
@@ -161,6 +186,50 @@ def percentile_rank(values: np.ndarray) -> np.ndarray:
     if len(v) == 0:
         return v.astype(np.float32)
     return (rankdata(v, method="average", axis=0) / len(v)).astype(np.float32)
+
+
+def pair_confusion(labels: np.ndarray, margins: np.ndarray, runner_up: np.ndarray,
+                   num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """How often the model, at each epoch, mistakes a sample's given class for its runner-up class and back.
+
+    At epoch t the model predicts the given label where the margin is positive
+    (ties count as given) and the runner-up class elsewhere. With
+    ``M_t[a, b]`` the share of the samples labelled ``a`` that are predicted
+    as ``b`` at epoch t, sample i with label ``y`` and runner-up ``r`` gets
+    ``forward = M_t[y, r]`` and ``backward = M_t[r, y]``. Label noise that
+    maps one class onto another (i -> i + 1) makes ``forward`` large and
+    ``backward`` small for the flipped samples; symmetric noise and the natural
+    confusion between similar classes leave the two alike.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (N,), int
+    margins : ndarray of shape (N, T), float
+    runner_up : ndarray of shape (N, T), int
+    num_classes : int, optional
+        Default: one more than the largest class index seen.
+
+    Returns
+    -------
+    forward, backward : ndarrays of shape (N, T), float32, in [0, 1]
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    m = np.asarray(margins)
+    r = np.asarray(runner_up, dtype=np.int64)
+    if m.ndim != 2 or r.shape != m.shape or y.shape != (m.shape[0],):
+        raise ValueError(f"expected labels (N,), margins and runner_up (N, T) of one N and T; got "
+                         f"{y.shape}, {m.shape} and {r.shape}")
+    C = int(num_classes or max(int(y.max(initial=0)), int(r.max(initial=0))) + 1)
+    N, T = m.shape
+    per_class = np.maximum(np.bincount(y, minlength=C), 1).astype(np.float64)
+    forward = np.empty((N, T), dtype=np.float32)
+    backward = np.empty((N, T), dtype=np.float32)
+    for t in range(T):
+        pred = np.where(m[:, t] >= 0, y, r[:, t])
+        M = (np.bincount(y * C + pred, minlength=C * C).reshape(C, C) / per_class[:, None]).ravel()
+        forward[:, t] = M[y * C + r[:, t]]
+        backward[:, t] = M[r[:, t] * C + y]
+    return forward, backward
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -203,7 +272,7 @@ class NoiseDetector:
     # -- helpers -------------------------------------------------------------
     def _new_net(self) -> _LSTMNet:
         c = self.config
-        return _LSTMNet(c["hidden_size"], c["num_layers"], len(c["features"].split("+"))).to(self.device)
+        return _LSTMNet(c["hidden_size"], c["num_layers"], CHANNELS[c["features"]]).to(self.device)
 
     @property
     def seq_len(self) -> int | None:

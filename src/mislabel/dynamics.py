@@ -7,8 +7,9 @@ Two pieces:
   epoch. It writes into preallocated tensors on the logits' device (no
   per-sample Python, no host synchronisation unless ``check=True``).
 * :class:`Dynamics` — the result: ``probs`` (N, T) float32 plus labels,
-  optional ground-truth flips, optional AUM margins and full class
-  probabilities, and metadata. ``save``/``load`` use a versioned ``.npz``.
+  optional ground-truth flips, optional AUM margins with the runner-up class,
+  optional full class probabilities, and metadata. ``save``/``load`` use a
+  versioned ``.npz``.
 
 File format (``FORMAT_VERSION = 1``), arrays in one uncompressed ``.npz``:
 
@@ -21,6 +22,8 @@ key                shape, dtype   meaning
 ``labels``         (N,) int64     the given (possibly noisy) labels
 ``is_flipped``     (N,) bool      optional ground truth
 ``margins``        (N, T) f32     optional: given-label logit minus largest other logit
+``runner_up``      (N, T) i32     optional: the class of that largest other logit
+                                  (files written before 0.2 lack it; still readable)
 ``full``           (N, T, C) f16  optional: all class probabilities
 ``full_file``      (), str        optional, instead of ``full``: path (relative to
                                   the ``.npz``) of a (T, N, C) float16 ``.npy``
@@ -47,8 +50,8 @@ FORMAT = "mislabel-dynamics"
 FORMAT_VERSION = 1
 
 
-def interpolate_missing(values: np.ndarray) -> np.ndarray:
-    """Fill NaNs in each row by linear interpolation along the epoch axis.
+def interpolate_missing(values: np.ndarray, method: str = "linear") -> np.ndarray:
+    """Fill NaNs in each row by interpolation along the epoch axis.
 
     Each sample (row) is filled from its own observed epochs only; leading and
     trailing gaps take the nearest observed value. Trailing axes (e.g. classes)
@@ -58,12 +61,18 @@ def interpolate_missing(values: np.ndarray) -> np.ndarray:
     ----------
     values : ndarray of shape (N, T) or (N, T, C), float
         NaN marks a missing observation.
+    method : {"linear", "previous"}
+        "linear" blends the observations on either side of a gap; "previous"
+        repeats the last observation before it (for values that must stay one of
+        the observed ones, such as class indices).
 
     Returns
     -------
     ndarray, same shape and dtype
         Rows with no observation at all stay NaN.
     """
+    if method not in ("linear", "previous"):
+        raise ValueError(f"method must be 'linear' or 'previous', got {method!r}")
     v = np.asarray(values)
     if v.ndim < 2:
         raise ValueError(f"expected (N, T[, C]) values, got shape {v.shape}")
@@ -84,6 +93,8 @@ def interpolate_missing(values: np.ndarray) -> np.ndarray:
     n = np.clip(next_idx, 0, T - 1)
     vp = np.take_along_axis(v, p, axis=1)
     vn = np.take_along_axis(v, n, axis=1)
+    if method == "previous":
+        return np.where(missing, np.where(has_prev, vp, vn), v).astype(v.dtype, copy=False)
     span = np.where(has_prev & has_next, n - p, 1)
     w = np.where(has_prev & has_next, (t - p) / np.maximum(span, 1), 0.0)
     filled = np.where(has_prev & has_next, vp + w * (vn - vp), np.where(has_prev, vp, vn))
@@ -110,6 +121,10 @@ class Dynamics:
         (T, N, C) ``.npy`` file (recorded with ``DynamicsRecorder(full_path=...)``).
     meta : dict
         JSON-serialisable description (dataset, noise, model, epochs, record, seed, version).
+    runner_up : ndarray of shape (N, T), int32, optional
+        The class of the largest logit other than the given label (the class the
+        margin is measured against; the predicted class wherever the margin is
+        negative). Recorded together with ``margins``.
     """
 
     probs: np.ndarray
@@ -118,6 +133,7 @@ class Dynamics:
     margins: np.ndarray | None = None
     full: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    runner_up: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.probs = _as_probs(self.probs)
@@ -148,6 +164,17 @@ class Dynamics:
             self.full = fu
         if not isinstance(self.meta, dict):
             raise ValueError(f"meta must be a dict, got {type(self.meta).__name__}")
+        if self.runner_up is not None:
+            r = np.asarray(self.runner_up.cpu() if isinstance(self.runner_up, torch.Tensor) else self.runner_up)
+            if r.shape != (N, T):
+                raise ValueError(f"runner_up must have shape {(N, T)}, got {r.shape}")
+            if r.dtype.kind not in "iu":
+                raise ValueError(f"runner_up must hold integer class indices, got dtype {r.dtype}")
+            if r.size and r.min() < 0:
+                raise ValueError("runner_up holds negative class indices; they must be in [0, C)")
+            if self.full is not None and r.size and r.max() >= self.full.shape[2]:
+                raise ValueError(f"runner_up holds class {int(r.max())} but full has {self.full.shape[2]} classes")
+            self.runner_up = r.astype(np.int32, copy=False)
 
     @property
     def num_samples(self) -> int:
@@ -165,14 +192,14 @@ class Dynamics:
         idx = np.asarray(index)
         take = lambda a: None if a is None else a[idx]  # noqa: E731
         return Dynamics(self.probs[idx], self.labels[idx], take(self.is_flipped), take(self.margins),
-                        take(self.full), dict(self.meta))
+                        take(self.full), dict(self.meta), take(self.runner_up))
 
     def save(self, path) -> Path:
         """Write a versioned ``.npz`` atomically (a failed write leaves nothing behind)."""
         path = Path(path)
         arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
                   "probs": self.probs, "labels": self.labels, "meta": np.array(json.dumps(self.meta))}
-        for key in ("is_flipped", "margins", "full"):
+        for key in ("is_flipped", "margins", "runner_up", "full"):
             if getattr(self, key) is not None:
                 arrays[key] = getattr(self, key)
         backing = _backing_npy(self.full)
@@ -224,7 +251,7 @@ class Dynamics:
             full = _open_full_npy(path, str(content["full_file"]))
         try:
             return cls(content["probs"], content["labels"], content.get("is_flipped"), content.get("margins"),
-                       full, meta)
+                       full, meta, content.get("runner_up"))
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
@@ -351,7 +378,9 @@ class DynamicsRecorder:
         memory-mapped (N, T, C) view of the file, and ``Dynamics.save`` stores
         a reference to the file instead of a copy.
     margins : bool
-        Also keep the AUM margin (given-label logit minus largest other logit).
+        Also keep the AUM margin (given-label logit minus largest other logit)
+        and the class of that largest other logit (``Dynamics.runner_up``, which
+        the shipped detector reads).
     device : str or torch.device, optional
         Where the buffers live; default: the device of the first logits seen.
     check : bool
@@ -395,7 +424,7 @@ class DynamicsRecorder:
         self._capacity = max(int(capacity), 1)
         self._epochs = 0            # closed epochs
         self._touched = False       # current epoch received data
-        self._buf = self._mbuf = self._fbuf = None
+        self._buf = self._mbuf = self._rbuf = self._fbuf = None   # probs, margins, runner-up class, full
         self.full_path = None if full_path is None else Path(full_path)
         self._full_file = None      # _NpyAppender when streaming full probabilities to disk
         self._defer = defer
@@ -410,6 +439,7 @@ class DynamicsRecorder:
         self._labels = torch.full((self.num_samples,), -1, dtype=torch.int64, device=device)
         if self.keep_margins:
             self._mbuf = torch.full_like(self._buf, nan)
+            self._rbuf = torch.full_like(self._buf, nan)   # class indices as float32 (exact below 2**24)
         if self.store_full:
             slots = 1 if self.full_path is not None else self._capacity  # on disk: current epoch only
             self._fbuf = torch.full((slots, self.num_samples, num_classes), nan,
@@ -427,7 +457,7 @@ class DynamicsRecorder:
                 return None
             extra = torch.full_like(b, float("nan"))
             return torch.cat([b, extra], 0)
-        self._buf, self._mbuf = grow(self._buf), grow(self._mbuf)
+        self._buf, self._mbuf, self._rbuf = grow(self._buf), grow(self._mbuf), grow(self._rbuf)
         if self._full_file is None:
             self._fbuf = grow(self._fbuf)
         self._capacity *= 2
@@ -473,17 +503,19 @@ class DynamicsRecorder:
             self._grow()
         t = self._epochs
         with torch.no_grad():
-            given, margin, full = self._values(logits.t().contiguous(), labels)
+            given, margin, runner, full = self._values(logits.t().contiguous(), labels)
             self._buf[t].index_copy_(0, sample_ids, given)
             if margin is not None:
                 self._mbuf[t].index_copy_(0, sample_ids, margin)
+                self._rbuf[t].index_copy_(0, sample_ids, runner)
             if full is not None:
                 self._fbuf[0 if self._full_file is not None else t].index_copy_(0, sample_ids, full)
             self._labels.index_copy_(0, sample_ids, labels)
         self._touched = True
 
     def _values(self, zt, labels):
-        """(given-label probability, margin or None, float16 class probabilities (B, C) or None).
+        """(given-label probability, margin or None, runner-up class (as float32) or None,
+        float16 class probabilities (B, C) or None).
 
         ``zt`` holds the logits transposed, (C, B), contiguous, and is overwritten: the
         reductions over classes then run along the outer axis, vectorised across samples
@@ -492,17 +524,19 @@ class DynamicsRecorder:
         lab = labels[None, :]
         zy = zt.gather(0, lab)               # (1, B) given-label logits
         m = zt.amax(0)
-        margin = full = None
+        margin = runner = full = None
         if self._mbuf is not None:
             zt.scatter_(0, lab, float("-inf"))
-            margin = (zy - zt.amax(0)).squeeze(0)
+            top, idx = zt.max(0)
+            margin = (zy - top).squeeze(0)
+            runner = idx.to(torch.float32)
             zt.scatter_(0, lab, zy)
         e = zt.sub_(m).exp_()                # a NaN column (unseen sample) stays NaN
         s = e.sum(0)
         given = e.gather(0, lab).squeeze(0).div_(s)
         if self._fbuf is not None:
             full = e.div_(s).t().to(torch.float16)
-        return given, margin, full
+        return given, margin, runner, full
 
     @torch.no_grad()
     def _flush_deferred(self) -> None:
@@ -528,7 +562,7 @@ class DynamicsRecorder:
         # (deterministic, unlike index_copy_ with duplicate indices)
         step = max(1024, (1 << 18) // z.shape[1]) if dev.type == "cpu" else 1 << 20
         parts = [self._values(z[a:a + step].t().contiguous(), y[a:a + step]) for a in range(0, M, step)]
-        values = [torch.cat(v) if v[0] is not None else None for v in zip(*parts)]   # given, margin, full
+        values = [torch.cat(v) if v[0] is not None else None for v in zip(*parts)]   # given, margin, runner, full
         last = torch.full((self.num_samples,), -1, dtype=torch.int64, device=dev)
         last.scatter_reduce_(0, ids, torch.arange(M, device=dev), reduce="amax")
         if bool((last >= 0).all()):          # every sample seen (the usual case): rows of the epoch, in sample order
@@ -538,6 +572,7 @@ class DynamicsRecorder:
             rows = last.index_select(0, samples)
         slot = 0 if self._full_file is not None else t
         targets = (self._buf[t], self._mbuf[t] if self._mbuf is not None else None,
+                   self._rbuf[t] if self._rbuf is not None else None,
                    self._fbuf[slot] if self._fbuf is not None else None, self._labels)
         for buf, v in zip(targets, values + [y]):
             if buf is None or v is None:
@@ -618,6 +653,9 @@ class DynamicsRecorder:
                              "every sample id in [0, num_samples) must appear in at least one update()")
         probs = interpolate_missing(probs)
         margins = interpolate_missing(self._mbuf[:T].T.cpu().numpy()) if self._mbuf is not None else None
+        runner_up = None
+        if self._rbuf is not None:
+            runner_up = interpolate_missing(self._rbuf[:T].T.cpu().numpy(), method="previous").astype(np.int32)
         full = None
         if self._full_file is not None:
             self._full_file.interpolate()
@@ -630,4 +668,4 @@ class DynamicsRecorder:
         meta.setdefault("epochs", T)
         from . import __version__
         meta.setdefault("library_version", __version__)
-        return Dynamics(np.clip(probs, 0.0, 1.0), labels, is_flipped, margins, full, meta)
+        return Dynamics(np.clip(probs, 0.0, 1.0), labels, is_flipped, margins, full, meta, runner_up)

@@ -71,18 +71,22 @@ def test_module_help():
     assert bad.returncode != 0 and "--out" in bad.stderr
 
 
-def test_detect_with_the_shipped_detector_and_dynamics_of_version_0_1(run_dir, tmp_path, capsys):
-    """Captured dynamics score with the shipped detector; a file without runner-up classes gets one clear line."""
+def test_detect_dynamics_of_version_0_1(run_dir, tmp_path, capsys):
+    """Files saved before 0.2 (no runner-up classes) still score with the shipped detector; a detector that
+    reads the runner-up class refuses them with one clear line."""
     import mislabel
     dyn = mislabel.Dynamics.load(run_dir / "x" / "dynamics.npz")
     assert dyn.runner_up is not None
-    assert main(["detect", "--dynamics", str(run_dir / "x" / "dynamics.npz"), "--top", "5",
-                 "--out", str(tmp_path / "top.csv")]) == 0
-    assert len(list(csv.DictReader(open(tmp_path / "top.csv")))) == 5
     old = mislabel.Dynamics(dyn.probs, dyn.labels, dyn.is_flipped, dyn.margins)   # as saved before 0.2
     old.save(tmp_path / "old.npz")
+    assert main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--top", "5",
+                 "--out", str(tmp_path / "top.csv")]) == 0
+    assert len(list(csv.DictReader(open(tmp_path / "top.csv")))) == 5
+    mislabel.NoiseDetector(hidden_size=4, features="prob+margin+rank+pairs").fit(
+        dyn, epochs=1, progress=False).save(tmp_path / "pairs.pt")
     capsys.readouterr()
-    rc = main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--out", str(tmp_path / "s.csv")])
+    rc = main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--detector", str(tmp_path / "pairs.pt"),
+               "--out", str(tmp_path / "s.csv")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "runner-up" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s.csv").exists()

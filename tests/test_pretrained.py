@@ -149,7 +149,7 @@ def test_recipe_entries_are_capture_arguments():
         datasets.add(kw["dataset"])
         # Fashion-MNIST entries take the pool's subset; entries naming their own data set keep their own
         assert kw["subset"] == (600 if "dataset" not in spec else spec["subset"])
-    assert datasets == {"fashion-mnist", "satellite", "fashion-mnist-rot"}
+    assert datasets == {"fashion-mnist", "satellite"}
     # the card records the same recipe the library defines
     card = json.loads((WEIGHTS / "detector.json").read_text())
     assert [(r["dataset"], r["noise"], r["rate"], r["epochs"], r["model"]) for r in card["training_data"]] == \

@@ -39,7 +39,7 @@ it transferred best of those four. Its one condition: the scores depend on
 which samples are scored together, so score a whole run at once, not sample by
 sample.
 
-``features="prob+margin+rank+pairs"`` (the shipped detector's) adds two
+``features="prob+margin+rank+pairs"`` (new in 0.2) adds two
 channels about the *pair* of classes each sample sits between at each epoch:
 its given class ``y`` and its runner-up class ``r`` (the largest other logit,
 ``Dynamics.runner_up``, recorded together with the margin). With
@@ -51,7 +51,11 @@ between the same two classes. The pair shares can: noise that flips class
 ``i`` into ``i + 1`` leaves many samples labelled ``i + 1`` predicted as
 ``i`` and few the other way round, whereas symmetric noise and the natural
 confusion between similar classes spread the predictions thinly. Like the
-percentile, these channels depend on the whole run; score it at once.
+percentile, these channels depend on the whole run; score it at once. A
+detector trained with them on the shipped pool plus quarter-turned
+Fashion-MNIST runs was far better under asymmetric noise (model card), but
+ranked at chance on a short run whose predictions had collapsed onto a few
+classes, so it is not the shipped default: train on runs like yours.
 """
 from __future__ import annotations
 
@@ -249,7 +253,7 @@ class NoiseDetector:
         Length every sequence is resampled to; default: set by the first ``fit``.
     resample : bool
         Resample inputs of other lengths onto ``seq_len`` (see module docstring).
-    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank"}
+    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs"}
         Input channels (see module docstring); "prob" is the paper's detector.
     device : str, optional
         Where to train and score; default CPU (the LSTM is small; CPU is fast enough).

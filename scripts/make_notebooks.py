@@ -1340,7 +1340,9 @@ setting above by 0.009 to 0.18 mAP and moved the symmetric ones by -0.005 to
 (+0.007 and +0.004). It is not shipped: on a 6-epoch digits CNN run whose
 predictions had collapsed onto a few classes it ranked at chance (ROC AUC
 0.50, where this detector reaches 0.77), a kind of run its pool never showed.
-{glue:md}`ch6_bar_verdict`
+Dividing each share by the class's overall share of predictions, so that a
+collapsed run reads as neutral, did not rescue that run (ROC AUC 0.42): such
+runs have to enter the pool. {glue:md}`ch6_bar_verdict`
 
 ## How much of the gap is transfer?
 

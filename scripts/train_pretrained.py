@@ -81,16 +81,22 @@ def cv_probs(images, labels, *, model, epochs, lr, seed=0, folds=5, num_classes=
     return out
 
 
+def _noisy_plain_run(ds, noise, rate, *, model, epochs, lr, seed):
+    """Corrupt ``ds``'s labels (noise seed ``seed``) and record the plain loop on them:
+    (noisy labels, flipped mask, dynamics carrying both)."""
+    C = ds.num_classes
+    noisy, flipped = mislabel.noise.make(noise, ds.labels, rate, C, seed=seed)
+    rec = mislabel.DynamicsRecorder(num_samples=len(noisy))
+    plain_loop(ds.images, noisy, model=model, epochs=epochs, lr=lr, seed=seed, recorder=rec, num_classes=C)
+    return noisy, flipped, rec.result(labels=noisy, is_flipped=flipped)
+
+
 @functools.lru_cache(maxsize=None)
 def _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset):
     """One held-out draw: (data, noisy labels, flipped mask, dynamics of the plain loop). Kept for the
     run, so the in-domain reference scores the very draws of the held-out table without training them again."""
     ds = mislabel.data.load(dataset, split=split, subset=subset, seed=seed)
-    C = ds.num_classes
-    noisy, flipped = mislabel.noise.make(noise, ds.labels, rate, C, seed=seed)
-    rec = mislabel.DynamicsRecorder(num_samples=len(noisy))
-    plain_loop(ds.images, noisy, model=model, epochs=epochs, lr=lr, seed=seed, recorder=rec, num_classes=C)
-    return ds, noisy, flipped, rec.result()
+    return (ds, *_noisy_plain_run(ds, noise, rate, model=model, epochs=epochs, lr=lr, seed=seed))
 
 
 def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, subset=None, with_cleanlab=True):
@@ -141,13 +147,8 @@ def in_domain(det, draws: int, *, dataset, split, subset, model, epochs, lr, fit
     every method is scored on the held-out draws ``held_out`` makes for seeds 0..draws-1.
     """
     fit = mislabel.data.load(dataset, split=fit_split, subset=fit_subset, seed=77)
-    C = fit.num_classes
-    dyns = []
-    for i, (noise, rate) in enumerate(runs):
-        noisy, flipped = mislabel.noise.make(noise, fit.labels, rate, C, seed=500 + i)
-        rec = mislabel.DynamicsRecorder(num_samples=len(noisy))
-        plain_loop(fit.images, noisy, model=model, epochs=epochs, lr=lr, seed=500 + i, recorder=rec, num_classes=C)
-        dyns.append(rec.result(labels=noisy, is_flipped=flipped))
+    dyns = [_noisy_plain_run(fit, noise, rate, model=model, epochs=epochs, lr=lr, seed=500 + i)[2]
+            for i, (noise, rate) in enumerate(runs)]
     own = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len", "features")})
     own.fit(dyns, epochs=detector_epochs or mislabel.pretrained.DETECTOR_EPOCHS, lr=mislabel.pretrained.DETECTOR_LR,
             seed=mislabel.pretrained.DETECTOR_SEED, progress=False, workers=mislabel.pretrained.DETECTOR_WORKERS)

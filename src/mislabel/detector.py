@@ -158,7 +158,7 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     chans = [dynamics.probs, _sigmoid(m)]
     if features == "prob+margin+aum":   # running mean of the margin: at the last step it is AUM itself
         chans.append(_sigmoid(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
-    elif features.startswith("prob+margin+rank"):
+    elif features in ("prob+margin+rank", "prob+margin+rank+pairs"):
         chans.append(percentile_rank(m))
     if features == "prob+margin+rank+pairs":
         if dynamics.runner_up is None:

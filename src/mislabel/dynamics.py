@@ -379,8 +379,8 @@ class DynamicsRecorder:
         a reference to the file instead of a copy.
     margins : bool
         Also keep the AUM margin (given-label logit minus largest other logit)
-        and the class of that largest other logit (``Dynamics.runner_up``, which
-        the shipped detector reads).
+        and the class of that largest other logit (``Dynamics.runner_up``, read
+        by detectors with ``features="prob+margin+rank+pairs"``).
     device : str or torch.device, optional
         Where the buffers live; default: the device of the first logits seen.
     check : bool

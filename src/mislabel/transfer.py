@@ -45,8 +45,7 @@ def compare(source: NoiseDetector, target_train: Dynamics, target_eval: Dynamics
         Training of the in-domain detector (same architecture as ``source``).
     seed : int
     include_shipped : bool
-        Add the shipped pretrained detector (needs ``target_eval.margins`` and ``.runner_up``, recorded by
-        default).
+        Add the shipped pretrained detector (needs ``target_eval.margins``, recorded by default).
 
     Returns
     -------

@@ -72,21 +72,20 @@ def test_module_help():
 
 
 def test_detect_dynamics_of_version_0_1(run_dir, tmp_path, capsys):
-    """Files saved before 0.2 (no runner-up classes) still score with the shipped detector; a detector that
-    reads the runner-up class refuses them with one clear line."""
+    """Files saved before 0.2 (no runner-up classes) are refused by the shipped detector, which reads the
+    runner-up class, with one clear line; a detector that does not read it still scores them."""
     import mislabel
     dyn = mislabel.Dynamics.load(run_dir / "x" / "dynamics.npz")
     assert dyn.runner_up is not None
     old = mislabel.Dynamics(dyn.probs, dyn.labels, dyn.is_flipped, dyn.margins)   # as saved before 0.2
     old.save(tmp_path / "old.npz")
-    assert main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--top", "5",
-                 "--out", str(tmp_path / "top.csv")]) == 0
+    mislabel.NoiseDetector(hidden_size=4, features="prob+margin+rank").fit(
+        dyn, epochs=1, progress=False).save(tmp_path / "rank.pt")
+    assert main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--detector", str(tmp_path / "rank.pt"),
+                 "--top", "5", "--out", str(tmp_path / "top.csv")]) == 0
     assert len(list(csv.DictReader(open(tmp_path / "top.csv")))) == 5
-    mislabel.NoiseDetector(hidden_size=4, features="prob+margin+rank+pairs").fit(
-        dyn, epochs=1, progress=False).save(tmp_path / "pairs.pt")
     capsys.readouterr()
-    rc = main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--detector", str(tmp_path / "pairs.pt"),
-               "--out", str(tmp_path / "s.csv")])
+    rc = main(["detect", "--dynamics", str(tmp_path / "old.npz"), "--out", str(tmp_path / "s.csv")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "runner-up" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s.csv").exists()

@@ -71,8 +71,8 @@ def _labels_and_runner_up(rng, N, T, C=3):
 
 
 def _channels(det, probs, margins, labels, runner):
-    """The detector's input computed independently: probability, sigmoid(margin), margin percentile and
-    the two class-pair confusion shares (per-sample Python loops)."""
+    """The detector's input computed independently: probability, sigmoid(margin), margin percentile, the
+    two class-pair confusion shares and the percentile of AUM so far (per-sample Python loops)."""
     feats = det.config["features"].split("+")
     chans = [probs.astype(np.float64)]
     m = margins.astype(np.float64)
@@ -93,6 +93,11 @@ def _channels(det, probs, margins, labels, runner):
                 fwd[i, t] = share(labels[i], runner[i, t])
                 bwd[i, t] = share(runner[i, t], labels[i])
         chans += [fwd, bwd]
+    if "aumrank" in feats:  # percentile of the running mean of the margin (AUM so far), as the rank above
+        run = np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)
+        below = (run[None, :, :] < run[:, None, :]).sum(1)
+        equal = (run[None, :, :] == run[:, None, :]).sum(1)
+        chans.append((below + (equal + 1) / 2) / len(run))
     assert len(chans) == mislabel.detector.CHANNELS[det.config["features"]], \
         f"test does not know the features {det.config['features']!r}"
     return np.stack(chans, axis=2)
@@ -149,7 +154,7 @@ def test_recipe_entries_are_capture_arguments():
         datasets.add(kw["dataset"])
         # Fashion-MNIST entries take the pool's subset; entries naming their own data set keep their own
         assert kw["subset"] == (600 if "dataset" not in spec else spec["subset"])
-    assert datasets == {"fashion-mnist", "satellite"}
+    assert datasets == {"fashion-mnist", "satellite", "fashion-mnist-rot"}
     # the card records the same recipe the library defines
     card = json.loads((WEIGHTS / "detector.json").read_text())
     assert [(r["dataset"], r["noise"], r["rate"], r["epochs"], r["model"]) for r in card["training_data"]] == \

@@ -51,11 +51,12 @@ between the same two classes. The pair shares can: noise that flips class
 ``i`` into ``i + 1`` leaves many samples labelled ``i + 1`` predicted as
 ``i`` and few the other way round, whereas symmetric noise and the natural
 confusion between similar classes spread the predictions thinly. Like the
-percentile, these channels depend on the whole run; score it at once. A
-detector trained with them on the shipped pool plus quarter-turned
-Fashion-MNIST runs was far better under asymmetric noise (model card), but
-ranked at chance on a short run whose predictions had collapsed onto a few
-classes, so it is not the shipped default: train on runs like yours.
+percentile, these channels depend on the whole run; score it at once.
+``features="prob+margin+rank+pairs+aumrank"`` (the shipped detector's, from
+0.2) adds a sixth channel: the percentile within the run of the margin's
+running mean, whose last value is AUM's own rank. A detector with the pair
+channels ranked at chance on short runs whose predictions had collapsed onto a
+few classes until such runs entered its training pool (model card).
 """
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ def resample(probs: np.ndarray, length: int) -> np.ndarray:
 
 
 #: input channels per epoch of each feature set
-CHANNELS = {"prob": 1, "prob+margin": 2, "prob+margin+aum": 3, "prob+margin+rank": 3, "prob+margin+rank+pairs": 5}
+CHANNELS = {"prob": 1, "prob+margin": 2, "prob+margin+aum": 3, "prob+margin+rank": 3, "prob+margin+rank+pairs": 5,
+            "prob+margin+rank+pairs+aumrank": 6}
 FEATURES = tuple(CHANNELS)
 
 
@@ -129,7 +131,8 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     ----------
     dynamics : Dynamics or ndarray of shape (N, T)
         A bare array is read as given-label probabilities (only ``features="prob"``).
-    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs"}
+    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs",
+                "prob+margin+rank+pairs+aumrank"}
 
     Returns
     -------
@@ -158,15 +161,17 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     chans = [dynamics.probs, _sigmoid(m)]
     if features == "prob+margin+aum":   # running mean of the margin: at the last step it is AUM itself
         chans.append(_sigmoid(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
-    elif features in ("prob+margin+rank", "prob+margin+rank+pairs"):
+    elif features in ("prob+margin+rank", "prob+margin+rank+pairs", "prob+margin+rank+pairs+aumrank"):
         chans.append(percentile_rank(m))
-    if features == "prob+margin+rank+pairs":
+    if features in ("prob+margin+rank+pairs", "prob+margin+rank+pairs+aumrank"):
         if dynamics.runner_up is None:
             raise ValueError("this detector reads the runner-up class of every epoch (features="
                              f"{features!r}) but the dynamics carry none (recorded before mislabel 0.2?); "
                              "record again with DynamicsRecorder (margins=True, the default) or use a detector "
                              "with features='prob+margin+rank'")
         chans.extend(pair_confusion(dynamics.labels, m, dynamics.runner_up))
+    if features == "prob+margin+rank+pairs+aumrank":   # percentile of AUM so far: at the last step, AUM's own rank
+        chans.append(percentile_rank(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
     return np.stack(chans, axis=2).astype(np.float32), dynamics.is_flipped
 
 
@@ -253,7 +258,8 @@ class NoiseDetector:
         Length every sequence is resampled to; default: set by the first ``fit``.
     resample : bool
         Resample inputs of other lengths onto ``seq_len`` (see module docstring).
-    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs"}
+    features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs",
+                "prob+margin+rank+pairs+aumrank"}
         Input channels (see module docstring); "prob" is the paper's detector.
     device : str, optional
         Where to train and score; default CPU (the LSTM is small; CPU is fast enough).

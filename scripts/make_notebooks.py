@@ -1304,6 +1304,7 @@ plt.tight_layout()
 plt.show()
 d = wide["shipped detector"]
 glue("ch6_beats_aum", int((d > wide["AUM"] + 0.001).sum()), display=False)
+glue("ch6_above_aum", int((d > wide["AUM"]).sum()), display=False)
 glue("ch6_ties_aum", int(((d - wide["AUM"]).abs() <= 0.003).sum()), display=False)
 glue("ch6_beats_cl", int((d > wide["cleanlab (5-fold)"]).sum()), display=False)
 glue("ch6_rows", len(wide), display=False)
@@ -1328,8 +1329,9 @@ glue("ch6_bar_verdict", Markdown(
 '''),
         md(r'''
 Against cleanlab the detector wins in {glue:text}`ch6_beats_cl` of
-{glue:text}`ch6_rows` settings. Against AUM it wins in
-{glue:text}`ch6_beats_aum`, and the settings where it is within 0.003 mAP of
+{glue:text}`ch6_rows` settings. Against AUM it is ahead in
+{glue:text}`ch6_above_aum` (by more than 0.001 mAP in
+{glue:text}`ch6_beats_aum`), and the settings where it is within 0.003 mAP of
 AUM number {glue:text}`ch6_ties_aum` (its largest deficit is
 {glue:text}`ch6_worst_gap:+.4f`). Averaged over the asymmetric settings the
 detector is {glue:text}`ch6_asym_gap:+.3f` mAP from AUM, over the symmetric
@@ -1404,9 +1406,13 @@ if len(indom):
                       "symmetric row, and clearly above it in "
                       + ", ".join(f"{r['data'].split('/')[0]} at {r['noise'].split()[0]} ({r['in-domain - AUM']:+.4f})"
                                   for _, r in above.iterrows())
-                      + ". The shipped detector's deficit under symmetric noise is mostly the cost of transfer: "
-                      "training on runs of the target data set itself removes it (chapter 4 fine-tunes a detector "
-                      "on a noised copy of the target).")
+                      + (". The shipped detector's deficit under symmetric noise is mostly the cost of transfer: "
+                         "training on runs of the target data set itself removes it"
+                         if bool((gap_ship < 0).any()) else
+                         f". The shipped detector is {float((gap_in - gap_ship).mean()):.4f} mAP behind it on these "
+                         "rows: that is what transfer costs, and training on runs of the target data set itself "
+                         "wins it back")
+                      + " (chapter 4 fine-tunes a detector on a noised copy of the target).")
     else:
         verdict_in = ("Trained in-domain the recipe is more than 0.003 below AUM in some symmetric rows, so the "
                       "shipped detector's gap there is not only a matter of transfer.")

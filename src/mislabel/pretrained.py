@@ -53,6 +53,17 @@ DETECTOR_SEED = 0
 #: gives the same weights on any machine (two threads also run on one core, just slower).
 DETECTOR_WORKERS = 2
 
+def _small_runs(noise_seed: int, seed: int, rows: list[tuple]) -> list[dict]:
+    """Recipe entries that choose their own data set, subset, batch size and learning rate. Each row is
+    (dataset, subset, noise, rate, epochs, model, batch_size, lr, constant_lr); seeds count up from the given
+    ones. Only plain Fashion-MNIST is augmented (a crop moves a satellite patch's labelled centre pixel, a flip
+    changes a turned image's class)."""
+    return [{"dataset": dataset, "subset": subset, "noise": noise, "rate": rate, "epochs": epochs, "model": model,
+             "batch_size": batch_size, "lr": lr, "noise_seed": noise_seed + i, "data_seed": seed + i, "seed": seed + i,
+             **({"milestones": ()} if constant_lr else {}), **({} if dataset == "fashion-mnist" else {"augment": False})}
+            for i, (dataset, subset, noise, rate, epochs, model, batch_size, lr, constant_lr) in enumerate(rows)]
+
+
 #: one dict per capture: keyword arguments of :func:`mislabel.pipeline.capture`
 RECIPE: list[dict] = [
     {"noise": noise, "rate": rate, "epochs": epochs, "model": model, "noise_seed": 100 + i, "data_seed": i, "seed": i}
@@ -89,47 +100,37 @@ RECIPE: list[dict] = [
         ("symmetric", 0.2, 20, "mlp"), ("symmetric", 0.4, 30, "mlp"), ("asymmetric", 0.2, 20, "mlp"),
         ("asymmetric", 0.4, 30, "mlp"), ("symmetric", 0.3, 15, "cnn"), ("asymmetric", 0.3, 15, "cnn"),
     ])
-] + [
+] + _small_runs(500, 50, [
     # short runs on small data (800-3,000 samples, 4-10 epochs, batches of 64-256, learning rate 0.05-0.2):
     # what a quick first look at a data set produces
-    {"dataset": dataset, "subset": subset, "noise": noise, "rate": rate, "epochs": epochs, "model": model,
-     "batch_size": batch_size, "lr": lr, "noise_seed": 500 + i, "data_seed": 50 + i, "seed": 50 + i,
-     **({"milestones": ()} if constant_lr else {}), **({} if dataset == "fashion-mnist" else {"augment": False})}
-    for i, (dataset, subset, noise, rate, epochs, model, batch_size, lr, constant_lr) in enumerate([
-        ("fashion-mnist", 1200, "symmetric", 0.3, 6, "cnn", 128, 0.05, False),
-        ("fashion-mnist", 1500, "asymmetric", 0.3, 5, "cnn", 128, 0.1, False),
-        ("fashion-mnist", 1000, "symmetric", 0.4, 4, "mlp", 128, 0.05, True),
-        ("fashion-mnist", 2000, "asymmetric", 0.2, 8, "mlp", 64, 0.1, True),
-        ("fashion-mnist", 3000, "symmetric", 0.2, 5, "cnn", 256, 0.05, True),
-        ("fashion-mnist", 1000, "asymmetric", 0.4, 6, "cnn", 128, 0.05, True),
-        ("fashion-mnist", 1500, "symmetric", 0.1, 8, "cnn", 128, 0.2, False),
-        ("fashion-mnist", 2500, "asymmetric", 0.1, 4, "mlp", 128, 0.05, False),
-        ("fashion-mnist-rot", 2000, "symmetric", 0.3, 6, "cnn", 128, 0.05, False),
-        ("fashion-mnist-rot", 3000, "asymmetric", 0.3, 8, "mlp", 64, 0.05, True),
-        ("satellite", 1000, "symmetric", 0.3, 6, "mlp", 128, 0.05, False),
-        ("satellite", 1500, "asymmetric", 0.3, 5, "mlp", 128, 0.1, True),
-        ("satellite", 800, "symmetric", 0.5, 8, "mlp", 64, 0.05, True),
-        ("satellite", 2000, "asymmetric", 0.2, 4, "mlp", 256, 0.05, False),
-        ("fashion-mnist", 1200, "symmetric", 0.5, 6, "mlp", 128, 0.1, False),
-        ("fashion-mnist", 800, "asymmetric", 0.4, 10, "cnn", 128, 0.05, False),
-    ])
-] + [
+    ("fashion-mnist", 1200, "symmetric", 0.3, 6, "cnn", 128, 0.05, False),
+    ("fashion-mnist", 1500, "asymmetric", 0.3, 5, "cnn", 128, 0.1, False),
+    ("fashion-mnist", 1000, "symmetric", 0.4, 4, "mlp", 128, 0.05, True),
+    ("fashion-mnist", 2000, "asymmetric", 0.2, 8, "mlp", 64, 0.1, True),
+    ("fashion-mnist", 3000, "symmetric", 0.2, 5, "cnn", 256, 0.05, True),
+    ("fashion-mnist", 1000, "asymmetric", 0.4, 6, "cnn", 128, 0.05, True),
+    ("fashion-mnist", 1500, "symmetric", 0.1, 8, "cnn", 128, 0.2, False),
+    ("fashion-mnist", 2500, "asymmetric", 0.1, 4, "mlp", 128, 0.05, False),
+    ("fashion-mnist-rot", 2000, "symmetric", 0.3, 6, "cnn", 128, 0.05, False),
+    ("fashion-mnist-rot", 3000, "asymmetric", 0.3, 8, "mlp", 64, 0.05, True),
+    ("satellite", 1000, "symmetric", 0.3, 6, "mlp", 128, 0.05, False),
+    ("satellite", 1500, "asymmetric", 0.3, 5, "mlp", 128, 0.1, True),
+    ("satellite", 800, "symmetric", 0.5, 8, "mlp", 64, 0.05, True),
+    ("satellite", 2000, "asymmetric", 0.2, 4, "mlp", 256, 0.05, False),
+    ("fashion-mnist", 1200, "symmetric", 0.5, 6, "mlp", 128, 0.1, False),
+    ("fashion-mnist", 800, "asymmetric", 0.4, 10, "cnn", 128, 0.05, False),
+]) + _small_runs(600, 60, [
     # under-trained runs (learning rate 0.005-0.02, batches of 256-512, 3-8 epochs): the classifier ends at 20-45%
     # training accuracy with given-label probabilities near chance, and its predictions pile onto a few classes
-    {"dataset": dataset, "subset": subset, "noise": noise, "rate": rate, "epochs": epochs, "model": model,
-     "batch_size": batch_size, "lr": lr, "noise_seed": 600 + i, "data_seed": 60 + i, "seed": 60 + i,
-     **({"milestones": ()} if constant_lr else {}), **({} if dataset == "fashion-mnist" else {"augment": False})}
-    for i, (dataset, subset, noise, rate, epochs, model, batch_size, lr, constant_lr) in enumerate([
-        ("fashion-mnist", 1500, "symmetric", 0.3, 6, "cnn", 256, 0.01, True),
-        ("fashion-mnist", 1000, "asymmetric", 0.3, 5, "cnn", 256, 0.005, True),
-        ("fashion-mnist", 2000, "symmetric", 0.4, 3, "mlp", 256, 0.01, False),
-        ("fashion-mnist", 1200, "symmetric", 0.2, 8, "cnn", 512, 0.01, True),
-        ("fashion-mnist-rot", 1500, "symmetric", 0.3, 6, "cnn", 256, 0.02, True),
-        ("fashion-mnist-rot", 2000, "asymmetric", 0.2, 5, "mlp", 256, 0.01, True),
-        ("satellite", 1000, "symmetric", 0.3, 6, "mlp", 256, 0.005, True),
-        ("satellite", 1500, "asymmetric", 0.4, 4, "mlp", 256, 0.01, True),
-    ])
-]
+    ("fashion-mnist", 1500, "symmetric", 0.3, 6, "cnn", 256, 0.01, True),
+    ("fashion-mnist", 1000, "asymmetric", 0.3, 5, "cnn", 256, 0.005, True),
+    ("fashion-mnist", 2000, "symmetric", 0.4, 3, "mlp", 256, 0.01, False),
+    ("fashion-mnist", 1200, "symmetric", 0.2, 8, "cnn", 512, 0.01, True),
+    ("fashion-mnist-rot", 1500, "symmetric", 0.3, 6, "cnn", 256, 0.02, True),
+    ("fashion-mnist-rot", 2000, "asymmetric", 0.2, 5, "mlp", 256, 0.01, True),
+    ("satellite", 1000, "symmetric", 0.3, 6, "mlp", 256, 0.005, True),
+    ("satellite", 1500, "asymmetric", 0.4, 4, "mlp", 256, 0.01, True),
+])
 
 
 def _spec(spec: dict, subset: int | None) -> dict:

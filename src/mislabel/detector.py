@@ -139,9 +139,10 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     x : ndarray of shape (N, T, F), float32
         F = 1 (probability), 2 (probability, sigmoid of the AUM margin), 3
         (those and either the sigmoid of the margin's running mean, AUM so far, or
-        the margin's percentile among the N samples at each epoch, in (0, 1]) or
-        5 (probability, margin, percentile and the two :func:`pair_confusion`
-        channels, which need ``dynamics.runner_up``).
+        the margin's percentile among the N samples at each epoch, in (0, 1]), 5
+        (probability, margin, percentile and the two :func:`pair_confusion`
+        channels, which need ``dynamics.runner_up``) or 6 (those five and the
+        percentile of the margin's running mean).
     is_flipped : ndarray of shape (N,), bool, or None
     """
     if features not in FEATURES:
@@ -158,20 +159,22 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"this detector reads margins (features={features!r}) but the dynamics carry none; "
                          "record with DynamicsRecorder(margins=True) or use a features='prob' detector")
     m = dynamics.margins.astype(np.float64)
+    parts = features.split("+")          # channels in this order: prob, margin, then any of the rest
+    running = np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1) if {"aum", "aumrank"} & set(parts) else None
     chans = [dynamics.probs, _sigmoid(m)]
-    if features == "prob+margin+aum":   # running mean of the margin: at the last step it is AUM itself
-        chans.append(_sigmoid(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
-    elif features in ("prob+margin+rank", "prob+margin+rank+pairs", "prob+margin+rank+pairs+aumrank"):
+    if "aum" in parts:                   # running mean of the margin: at the last step it is AUM itself
+        chans.append(_sigmoid(running))
+    if "rank" in parts:
         chans.append(percentile_rank(m))
-    if features in ("prob+margin+rank+pairs", "prob+margin+rank+pairs+aumrank"):
+    if "pairs" in parts:
         if dynamics.runner_up is None:
             raise ValueError("this detector reads the runner-up class of every epoch (features="
                              f"{features!r}) but the dynamics carry none (recorded before mislabel 0.2?); "
                              "record again with DynamicsRecorder (margins=True, the default) or use a detector "
                              "with features='prob+margin+rank'")
         chans.extend(pair_confusion(dynamics.labels, m, dynamics.runner_up))
-    if features == "prob+margin+rank+pairs+aumrank":   # percentile of AUM so far: at the last step, AUM's own rank
-        chans.append(percentile_rank(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
+    if "aumrank" in parts:               # percentile of AUM so far: at the last step, AUM's own ranking
+        chans.append(percentile_rank(running))
     return np.stack(chans, axis=2).astype(np.float32), dynamics.is_flipped
 
 

@@ -380,7 +380,7 @@ class DynamicsRecorder:
     margins : bool
         Also keep the AUM margin (given-label logit minus largest other logit)
         and the class of that largest other logit (``Dynamics.runner_up``, read
-        by detectors with ``features="prob+margin+rank+pairs"``).
+        by the shipped detector and any with the "pairs" channels).
     device : str or torch.device, optional
         Where the buffers live; default: the device of the first logits seen.
     check : bool

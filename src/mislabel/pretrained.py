@@ -39,7 +39,7 @@ numbers.
 """
 from __future__ import annotations
 
-from . import pipeline
+from . import data, pipeline
 from .detector import NoiseDetector
 
 SEQ_LEN = 32
@@ -53,14 +53,15 @@ DETECTOR_SEED = 0
 #: gives the same weights on any machine (two threads also run on one core, just slower).
 DETECTOR_WORKERS = 2
 
+
 def _small_runs(noise_seed: int, seed: int, rows: list[tuple]) -> list[dict]:
     """Recipe entries that choose their own data set, subset, batch size and learning rate. Each row is
     (dataset, subset, noise, rate, epochs, model, batch_size, lr, constant_lr); seeds count up from the given
-    ones. Only plain Fashion-MNIST is augmented (a crop moves a satellite patch's labelled centre pixel, a flip
-    changes a turned image's class)."""
+    ones. Data sets in :data:`mislabel.data.NO_AUGMENT` say so explicitly (``augment=False``, the pipeline's
+    default for them), so that the model card's recipe table shows it."""
     return [{"dataset": dataset, "subset": subset, "noise": noise, "rate": rate, "epochs": epochs, "model": model,
              "batch_size": batch_size, "lr": lr, "noise_seed": noise_seed + i, "data_seed": seed + i, "seed": seed + i,
-             **({"milestones": ()} if constant_lr else {}), **({} if dataset == "fashion-mnist" else {"augment": False})}
+             **({"milestones": ()} if constant_lr else {}), **({"augment": False} if dataset in data.NO_AUGMENT else {})}
             for i, (dataset, subset, noise, rate, epochs, model, batch_size, lr, constant_lr) in enumerate(rows)]
 
 
@@ -140,7 +141,8 @@ def _spec(spec: dict, subset: int | None) -> dict:
 
 
 def reference_captures(progress: bool = True, cache_dir=None, subset: int = SUBSET, recipe=None) -> list:
-    """Run (or load from cache) every capture of the recipe (training splits of Fashion-MNIST and satellite)."""
+    """Run (or load from cache) every capture of the recipe (training splits of Fashion-MNIST, its quarter-turned
+    variant and satellite)."""
     out = []
     for spec in (recipe or RECIPE):
         out.append(pipeline.capture(test_subset=0, progress=progress, cache_dir=cache_dir,

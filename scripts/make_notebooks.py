@@ -1371,27 +1371,42 @@ Digits under symmetric noise, where AUM reaches 0.996 to 0.998, stayed about
 detectors trained on these pools left it at -0.0006 to -0.0009, and six runs
 that look like digits (Fashion-MNIST shrunk to 8x8 pixels, 1,000 to 2,000
 samples, an MLP) moved it to -0.0006 and -0.0020 while pushing Fashion-MNIST
-and letter below AUM.
+and letter below AUM. Four more changes, each trained on the full shipped pool
+with one seed, were above AUM in fewer settings than the shipped recipe's ten
+and left digits under symmetric noise between -0.0006 and -0.0076: a linear
+shortcut from the last epoch's six channels to the output (eight settings), a
+pairwise ranking loss within each run added to the cross-entropy, with every
+batch drawn from a single run (seven), only the four channels that do not
+depend on the classifier's confidence scale, the percentiles and pair shares
+(six), and all channels but the margin (eight). The next section asks
+whether digits is a transfer problem at all.
 {glue:md}`ch6_bar_verdict`
 
 ## How much of the gap is transfer?
 
-For letter and Fashion-MNIST the held-out data set has a second split, so we
-can ask what the same recipe reaches when it is trained on the data set it is
-tested on: a detector with the same architecture, channels and training
-epochs, fitted only on six plain-loop runs (10% to 40% symmetric, 20% and 40%
-asymmetric noise) of the *other* split (letter's 4,000-row test split; 3,000
-Fashion-MNIST training images, with the same model and epochs as the held-out
-runs), and scored on the same held-out draws as above.
+Each held-out data set has a second split, so we can ask what the same recipe
+reaches when it is trained on the data set it is tested on. The *in-domain*
+detector has the shipped detector's architecture, channels and training
+epochs and is fitted only on plain-loop runs (10% to 40% symmetric, 20% and
+40% asymmetric noise) of the *other* split, with the same model and epochs as
+the held-out runs: six runs of letter's 4,000-row test split, six runs of
+3,000 Fashion-MNIST training images and, because digits' test split has only
+359 images, six draws of each of those six runs on it (36 runs, about as many
+sequences as the other two get). The *fine-tuned* detector is the shipped one
+trained further on the same runs (five epochs at `fine_tune`'s default
+learning rate, see chapter 4). All are scored on the same held-out draws as
+above.
 '''),
         code('''
 inrows = card.get("in_domain", [])
-indom = pd.DataFrame([{"data": r["dataset"], "noise": f"{r['rate']:.0%} {r['noise']}", "fitted on": r["fit_on"],
-                       "in-domain detector": r["in_domain"]["map"], "shipped detector": r["detector"]["map"],
-                       "AUM": r["aum"]["map"]} for r in inrows])
+indom = pd.DataFrame([{"data": r["dataset"], "noise": f"{r['rate']:.0%} {r['noise']}",
+                       "fitted on": f"{r['fit_on']}, {r['fit_run_count']} runs",
+                       "in-domain detector": r["in_domain"]["map"], "fine-tuned": r["fine_tuned"]["map"],
+                       "shipped detector": r["detector"]["map"], "AUM": r["aum"]["map"]} for r in inrows])
 if len(indom):
-    indom["in-domain - AUM"] = indom["in-domain detector"] - indom["AUM"]
-    indom["shipped - AUM"] = indom["shipped detector"] - indom["AUM"]
+    for col, name in (("in-domain detector", "in-domain"), ("fine-tuned", "fine-tuned"),
+                      ("shipped detector", "shipped")):
+        indom[f"{name} - AUM"] = indom[col] - indom["AUM"]
     isym = indom["noise"].str.endswith(" symmetric")
     glue("ch6_in_sym_gap", float(indom["in-domain - AUM"][isym].mean()), display=False)
     glue("ch6_in_sym_min", float(indom["in-domain - AUM"][isym].min()), display=False)
@@ -1399,35 +1414,44 @@ if len(indom):
     glue("ch6_in_ship_sym_gap", float(indom["shipped - AUM"][isym].mean()), display=False)
     glue("ch6_in_asym_gap", float(indom["in-domain - AUM"][~isym].mean()), display=False)
     glue("ch6_in_ship_asym_gap", float(indom["shipped - AUM"][~isym].mean()), display=False)
-    gap_in, gap_ship = indom["in-domain - AUM"][isym], indom["shipped - AUM"][isym]
-    if bool((gap_in.abs() <= 0.003).all()):
-        verdict_in = ("So under symmetric noise this recipe only draws level with AUM (every row within 0.003) even "
-                      "when it is trained on the data set it is tested on: at this scale the average margin already "
-                      "holds what these curves say about symmetric flips. The shipped detector's deficit there is "
-                      "what transfer costs, and removing it would bring the detector level with AUM, not clearly "
-                      "past it.")
-    elif bool((gap_in >= -0.003).all()):
-        above = indom[isym][gap_in > 0.003]
-        verdict_in = ("So trained on the data set it is tested on, the recipe is level with or above AUM in every "
-                      "symmetric row, and clearly above it in "
-                      + ", ".join(f"{r['data'].split('/')[0]} at {r['noise'].split()[0]} ({r['in-domain - AUM']:+.4f})"
-                                  for _, r in above.iterrows())
-                      + (". The shipped detector's deficit under symmetric noise is mostly the cost of transfer: "
-                         "training on runs of the target data set itself removes it"
-                         if bool((gap_ship < 0).any()) else
-                         f". The shipped detector is {float((gap_in - gap_ship).mean()):.4f} mAP behind it on these "
-                         "rows: that is what transfer costs, and training on runs of the target data set itself "
-                         "wins it back")
-                      + " (chapter 4 fine-tunes a detector on a noised copy of the target).")
-    else:
-        verdict_in = ("Trained in-domain the recipe is more than 0.003 below AUM in some symmetric rows, so the "
-                      "shipped detector's gap there is not only a matter of transfer.")
-    glue("ch6_in_verdict", Markdown(verdict_in), display=False)
+    # per data set, symmetric rows: does learning from the data set itself get clearly past AUM?
+    sym = indom[isym]
+    best = sym[["in-domain - AUM", "fine-tuned - AUM"]].max(axis=1)
+    names = list(dict.fromkeys(sym["data"]))
+    clear = [d for d in names if bool((sym["in-domain - AUM"][sym["data"] == d] > 0.001).all())]
+    stuck = [d for d in names if bool((best[sym["data"] == d] <= 0.001).any())]
+
+    def gaps(ds, col):   # "+0.0078 and +0.0042 on letter" (20% and 40%) per data set
+        return "; ".join(" and ".join(f"{v:+.4f}" for v in sym[col][sym["data"] == d]) + " on " + d.split("/")[0]
+                         for d in ds)
+
+    def short(ds):
+        return " and ".join(d.split("/")[0] for d in ds)
+
+    parts = []
+    if clear:
+        rows = sym["data"].isin(clear)
+        lost = float((sym["in-domain - AUM"] - sym["shipped - AUM"])[rows].mean())
+        parts.append(f"Under symmetric noise, trained on the data set it is tested on, the recipe is clearly above "
+                     f"AUM on {short(clear)} ({gaps(clear, 'in-domain - AUM')} at 20% and 40% noise); there the shipped "
+                     f"detector is {lost:.4f} mAP behind the in-domain one on average, which is what transfer "
+                     "costs, and training on runs of the target data set wins it back.")
+    if stuck:
+        aum = sym["AUM"][sym["data"].isin(stuck)]
+        parts.append(f"On {short(stuck)} it is not. From AUM, the in-domain detector is "
+                     f"{gaps(stuck, 'in-domain - AUM')} and the shipped detector fine-tuned on the same runs "
+                     f"{gaps(stuck, 'fine-tuned - AUM')}: neither is more than 0.001 above AUM in both symmetric "
+                     f"rows, where AUM reaches an mAP of "
+                     f"{aum.min():.4f} to {aum.max():.4f} and leaves only a handful of flipped samples out of place. "
+                     f"The shipped detector's deficit there ({gaps(stuck, 'shipped - AUM')}) is therefore not a "
+                     "failure to transfer: a detector of this kind does not clearly pass AUM on that data even "
+                     "when it learns from the data set itself.")
+    glue("ch6_in_verdict", Markdown(" ".join(parts)), display=False)
     asym = indom[~isym].groupby("data", sort=False)[["in-domain detector", "shipped detector"]].mean()
     diff = asym["in-domain detector"] - asym["shipped detector"]
     glue("ch6_in_asym_text", Markdown(
         "Under asymmetric noise the in-domain detector is "
-        + " and ".join(f"{v:+.3f} mAP from the shipped one on {k}" for k, v in diff.items())
+        + ", ".join(f"{v:+.3f} mAP from the shipped one on {k.split('/')[0]}" for k, v in diff.items())
         + " (mean of the two rates)"
         + ("; training on the data set itself pays most where the data are least like the pool, and "
            "where the pool already holds more runs of the same data set the shipped detector is ahead. "
@@ -1522,9 +1546,9 @@ for r in card["held_out"]:   # every method ranks far better than chance (mAP of
         assert r[key]["map"] > r[key]["noise_rate"] + 0.1, (r["dataset"], r["noise"], key)
 assert {r["dataset"] for r in card["held_out"]} >= {"digits/train", "fashion-mnist/test", "letter/train"}
 for r in card["in_domain"]:
-    for key in ("in_domain", "detector", "aum"):
+    for key in ("in_domain", "fine_tuned", "detector", "aum"):
         assert r[key]["map"] > r[key]["noise_rate"] + 0.1, (r["dataset"], r["noise"], key)
-assert {r["dataset"] for r in card["in_domain"]} >= {"fashion-mnist/test", "letter/train"}
+assert {r["dataset"] for r in card["in_domain"]} == {r["dataset"] for r in card["held_out"]}
 assert metrics_path.is_file()
 ''', "remove-input"),
     ]

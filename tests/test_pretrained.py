@@ -183,6 +183,9 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     assert full.returncode == 0, full.stderr[-2000:]
     card = json.loads((out / "detector.json").read_text())
     assert [r["dataset"] for r in card["in_domain"]] == ["digits/train"] * 2
+    # fine-tuning works on a copy: the in-domain rows score the shipped detector as the held-out rows did
+    held = {(r["noise"], r["rate"]): r["detector"] for r in card["held_out"]}
+    assert all(r["detector"] == held[r["noise"], r["rate"]] for r in card["in_domain"])
     weights = (out / "detector.pt").read_bytes()
     del card["in_domain"]
     (out / "detector.json").write_text(json.dumps(card))
@@ -193,5 +196,6 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     assert card2["held_out"] == card["held_out"]
     for row in card2["in_domain"]:
         assert row["fit_on"] == "digits/test" and len(row["draws"]) == 1
-        for key in ("in_domain", "detector", "aum"):
+        assert row["fit_run_count"] == 2 and row["fit_sequences"] == 2 * row["fit_samples"]
+        for key in ("in_domain", "fine_tuned", "detector", "aum"):
             assert 0.0 < row[key]["map"] <= 1.0

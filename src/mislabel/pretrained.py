@@ -34,10 +34,11 @@ draws, one detector seed each; details in the book's model card):
   within -0.003 of AUM or above it (nine of twelve settings above AUM, eight
   without it).
 * Digits under symmetric noise stays about 0.001 below AUM (mAP 0.998 and
-  0.996), and so does the same recipe trained on digits itself or the shipped
-  detector fine-tuned on digits runs: there AUM is the ceiling for this kind of
-  detector, not a transfer gap. A shortcut from the last epoch to the output, a
-  within-run ranking loss and fewer channels each did worse.
+  0.996). Neither the same recipe trained on digits itself (-0.0007, -0.0008)
+  nor the shipped detector fine-tuned on digits runs (-0.0006, +0.0002)
+  clearly passes AUM there: it is a ceiling for this kind of detector, not a
+  transfer gap. A shortcut from the last epoch to the output, a within-run
+  ranking loss and fewer channels each did worse on the whole table.
 
 ``scripts/train_pretrained.py`` regenerates the weights and the model-card
 numbers.

@@ -128,11 +128,11 @@ def held_out_draws(det, draws: int, **setting) -> dict:
     return row
 
 
-#: held-out settings that get an in-domain reference: the detector is fitted on ``fit_split`` (disjoint from
-#: the held-out ``split``), with the same plain loop, model and epochs as the held-out runs
 #: noisy runs the in-domain detector is fitted on: (noise, rate), seeds 500 + i
 IN_DOMAIN_RUNS = [("symmetric", 0.1), ("symmetric", 0.2), ("symmetric", 0.3), ("symmetric", 0.4),
                   ("asymmetric", 0.2), ("asymmetric", 0.4)]
+#: held-out settings that get an in-domain reference: the detector is fitted on ``fit_split`` (disjoint from
+#: the held-out ``split``), with the same plain loop, model and epochs as the held-out runs
 IN_DOMAIN = [
     dict(dataset="letter", split="train", subset=6000, model="mlp", epochs=30, lr=0.05, fit_split="test",
          fit_subset=None),

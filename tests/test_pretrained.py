@@ -78,10 +78,14 @@ def _channels(det, probs, margins, labels, runner):
     m = margins.astype(np.float64)
     if "margin" in feats:
         chans.append(1 / (1 + np.exp(-m)))
-    if "rank" in feats:  # average rank within each epoch's column, divided by N
-        below = (m[None, :, :] < m[:, None, :]).sum(1)
-        equal = (m[None, :, :] == m[:, None, :]).sum(1)
-        chans.append((below + (equal + 1) / 2) / len(m))
+
+    def percentile(v):   # average rank within each epoch's column, divided by N
+        below = (v[None, :, :] < v[:, None, :]).sum(1)
+        equal = (v[None, :, :] == v[:, None, :]).sum(1)
+        return (below + (equal + 1) / 2) / len(v)
+
+    if "rank" in feats:
+        chans.append(percentile(m))
     if "pairs" in feats:  # share of class-a samples predicted as b, for (given, runner-up) and back
         N, T = m.shape
         fwd, bwd = np.zeros((N, T)), np.zeros((N, T))
@@ -93,11 +97,8 @@ def _channels(det, probs, margins, labels, runner):
                 fwd[i, t] = share(labels[i], runner[i, t])
                 bwd[i, t] = share(runner[i, t], labels[i])
         chans += [fwd, bwd]
-    if "aumrank" in feats:  # percentile of the running mean of the margin (AUM so far), as the rank above
-        run = np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)
-        below = (run[None, :, :] < run[:, None, :]).sum(1)
-        equal = (run[None, :, :] == run[:, None, :]).sum(1)
-        chans.append((below + (equal + 1) / 2) / len(run))
+    if "aumrank" in feats:  # percentile of the running mean of the margin (AUM so far)
+        chans.append(percentile(np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1)))
     assert len(chans) == mislabel.detector.CHANNELS[det.config["features"]], \
         f"test does not know the features {det.config['features']!r}"
     return np.stack(chans, axis=2)

@@ -142,7 +142,8 @@ RECIPE: list[dict] = [
 
 def _spec(spec: dict, subset: int | None) -> dict:
     """Keyword arguments of :func:`pipeline.capture` for one recipe entry: by default Fashion-MNIST with
-    ``subset`` samples; an entry that names its own ``dataset`` and ``subset`` keeps them."""
+    ``subset`` samples and learning rate 0.05; an entry that names its own ``dataset``, ``subset`` or ``lr``
+    keeps them."""
     return {"dataset": "fashion-mnist", "subset": subset, "lr": 0.05, **spec}
 
 

@@ -43,6 +43,15 @@ def test_train_detect_evaluate(run_dir, capsys):
     assert res["k"] == 180 and res["map"] > 0.3  # better than the 0.3 of a random ranking
 
 
+def test_train_detector_ensemble(run_dir):
+    from mislabel.detector import NoiseDetector
+    x = run_dir / "x"
+    assert main(["train-detector", "--dynamics", str(x / "dynamics.npz"), "--epochs", "1", "--members", "2",
+                 "--quiet", "--out", str(x.parent / "ens.pt")]) == 0
+    det = NoiseDetector.load(x.parent / "ens.pt")
+    assert det.config["members"] == 2 and [st["seed"] for st in det.info["stages"]] == [0, 1]
+
+
 @pytest.mark.parametrize("argv, msg", [
     (["capture", "--dataset", "synthetic", "--rate", "1.2", "--out", "{tmp}/a"], "noise rate"),
     (["capture", "--dataset", "synthetic", "--model", "vgg", "--epochs", "1", "--out", "{tmp}/a"], "unknown model"),

@@ -1,4 +1,5 @@
 """Unit tests with hand-computed values for metrics, dynamics, recorder, detector, models and training."""
+import copy
 
 import numpy as np
 import pytest
@@ -319,6 +320,67 @@ def test_detector_bad_input(tmp_path):
         NoiseDetector.load(tmp_path / "corrupt.pt")
     with pytest.raises(FileNotFoundError):
         NoiseDetector.load(tmp_path / "none.pt")
+
+
+def _state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_ensemble_members_are_single_detectors_with_consecutive_seeds(tmp_path):
+    """Member i of NoiseDetector(members=3).fit(seed=s) is exactly a single detector fitted with seed s + i, and
+    the ensemble's score is the sigmoid of the members' mean log-odds."""
+    train_d, test_d = _separable(N=200, T=6, seed=0), _separable(N=50, T=6, seed=1)
+    ens = NoiseDetector(hidden_size=8, members=3).fit(train_d, epochs=2, seed=5, progress=False, workers=1)
+    singles = [NoiseDetector(hidden_size=8).fit(train_d, epochs=2, seed=5 + i, progress=False, workers=1)
+               for i in range(3)]
+    for i, one in enumerate(singles):
+        assert _state_equal(ens.nets[i], one.net)
+        np.testing.assert_array_equal(ens.member(i).score(test_d), one.score(test_d))
+    p = np.stack([one.score(test_d).astype(np.float64) for one in singles])
+    expected = 1 / (1 + np.exp(-np.log(p / (1 - p)).mean(0)))
+    np.testing.assert_allclose(ens.score(test_d), expected, rtol=1e-5, atol=1e-6)
+    assert [st["member"] for st in ens.info["stages"]] == [0, 1, 2]
+    assert [st["seed"] for st in ens.info["stages"]] == [5, 6, 7]
+    assert "member" not in singles[0].info["stages"][0]           # single detectors keep their info unchanged
+    assert ens.history["epoch"] == [1, 2] and repr(ens).endswith("members=3)")
+    # save / load keeps every member (checkpoint version 2, weights_only=True)
+    ens.save(tmp_path / "ens.pt")
+    payload = torch.load(tmp_path / "ens.pt", weights_only=True)
+    assert payload["format_version"] == 2 and len(payload["state_dicts"]) == 3
+    again = NoiseDetector.load(tmp_path / "ens.pt")
+    assert again.config["members"] == 3
+    np.testing.assert_array_equal(again.score(test_d), ens.score(test_d))
+    # fine-tuning continues member i with seed + i, like fitting
+    tuned = copy.deepcopy(ens).fine_tune(test_d, epochs=1, seed=9, progress=False, workers=1)
+    for i, one in enumerate(singles):
+        one.fine_tune(test_d, epochs=1, seed=9 + i, progress=False, workers=1)
+        assert _state_equal(tuned.nets[i], one.net)
+    assert [st["stage"] for st in tuned.info["stages"]] == ["fit"] * 3 + ["fine_tune"] * 3
+    with pytest.raises(IndexError, match="3 member"):
+        ens.member(3)
+
+
+def test_version_1_checkpoints_still_load_and_bad_member_counts_fail(tmp_path):
+    det = NoiseDetector(hidden_size=4).fit(_separable(N=100, T=4), epochs=1, progress=False)
+    d = _separable(N=20, T=4, seed=3)
+    payload = torch.load(det.save(tmp_path / "v2.pt"), weights_only=True)
+    v1 = {**payload, "format_version": 1, "state_dict": payload["state_dicts"][0]}
+    del v1["state_dicts"]
+    v1["config"] = {k: v for k, v in payload["config"].items() if k != "members"}   # 0.2 wrote no "members"
+    torch.save(v1, tmp_path / "v1.pt")
+    old = NoiseDetector.load(tmp_path / "v1.pt")
+    assert old.config["members"] == 1
+    np.testing.assert_array_equal(old.score(d), det.score(d))
+    torch.save({**payload, "config": {**payload["config"], "members": 2}}, tmp_path / "short.pt")
+    with pytest.raises(ValueError, match="do not match the stored configuration"):
+        NoiseDetector.load(tmp_path / "short.pt")
+    torch.save({**payload, "format_version": 3}, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="reads versions 1 to 2"):
+        NoiseDetector.load(tmp_path / "future.pt")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="members must be a positive integer"):
+            NoiseDetector(hidden_size=4, members=bad)
 
 
 # ---------------------------------------------------------- models, train

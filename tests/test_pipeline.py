@@ -48,3 +48,17 @@ def test_augmentation_default_depends_on_the_data_set(tmp_path):
     on = pipeline.capture("synthetic", augment=True, **kw)
     assert pipeline.capture("synthetic", **kw).folder == on.folder
     assert pipeline.capture("synthetic", augment=False, **kw).folder != on.folder
+
+
+def test_train_detector_caches_ensembles_under_their_own_key(tmp_path):
+    cap = pipeline.capture("synthetic", subset=200, noise="symmetric", rate=0.3, model="mlp", epochs=3,
+                           test_subset=0, progress=False, cache_dir=tmp_path)
+    kw = dict(epochs=1, hidden_size=8, progress=False, cache_dir=tmp_path, workers=1)
+    one = pipeline.train_detector(cap, **kw)
+    two = pipeline.train_detector(cap, members=2, **kw)
+    assert one.config["members"] == 1 and two.config["members"] == 2
+    folders = sorted(p.name for p in (tmp_path / "detector").iterdir())
+    assert len(folders) == 2   # a changed member count never returns the single detector
+    again = pipeline.train_detector(cap, members=2, **kw)
+    np.testing.assert_array_equal(again.score(cap.dynamics), two.score(cap.dynamics))
+    assert sorted(p.name for p in (tmp_path / "detector").iterdir()) == folders

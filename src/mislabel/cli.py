@@ -44,8 +44,9 @@ def _train_detector(a) -> None:
     for p, d in zip(a.dynamics, dyns):
         if d.is_flipped is None:
             raise ValueError(f"{p} carries no is_flipped; train-detector needs dynamics captured with synthesized noise")
-    det = NoiseDetector(seq_len=a.seq_len).fit(dyns, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                                                 seed=a.seed, progress=not a.quiet)
+    det = NoiseDetector(seq_len=a.seq_len, members=a.members).fit(dyns, epochs=a.epochs, lr=a.lr,
+                                                                   batch_size=a.batch_size, seed=a.seed,
+                                                                   progress=not a.quiet)
     det.save(a.out)
     best = det.info["stages"][-1]
     print(f"wrote {a.out}  (best epoch {best['best_epoch']}, validation AP {best['best_val_ap']:.4f})")
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--seq-len", type=int, default=None, help="resample sequences to this length")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--members", type=int, default=1,
+                   help="LSTMs averaged in an ensemble, member i trained with seed + i (default 1)")
     t.add_argument("--quiet", action="store_true")
     t.add_argument("--out", required=True, help="checkpoint path, e.g. det.pt")
     t.set_defaults(func=_train_detector)

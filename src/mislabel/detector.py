@@ -57,6 +57,17 @@ percentile, these channels depend on the whole run; score it at once.
 running mean, whose last value is AUM's own rank. A detector with the pair
 channels ranked at chance on short runs whose predictions had collapsed onto a
 few classes until such runs entered its training pool (model card).
+
+Ensembles
+---------
+``NoiseDetector(members=K)`` trains K detectors of the same architecture on
+the same sequences, member ``i`` with seed ``seed + i`` (its own
+initialisation, batch order and validation split), and scores a sample by the
+mean of the members' log-odds ``logit[mislabeled] - logit[clean]``, mapped
+back to (0, 1) by a sigmoid. One member's ranking moves with its seed about as
+much as the gaps between methods on the model card's held-out settings; the
+mean of several moves less (measured in the book's model card). A one-member
+detector scores exactly as before (``softmax`` of its two logits).
 """
 from __future__ import annotations
 
@@ -77,7 +88,8 @@ from ._utils import atomic_path, flush_denormal, resolve_device, set_seed
 from .dynamics import Dynamics
 
 CHECKPOINT_FORMAT = "mislabel-detector"
-CHECKPOINT_VERSION = 1
+#: version 2 stores a list of member weights (ensembles); version 1 files (one ``state_dict``) still load
+CHECKPOINT_VERSION = 2
 
 
 def resample(probs: np.ndarray, length: int) -> np.ndarray:
@@ -266,19 +278,24 @@ class NoiseDetector:
         Input channels (see module docstring); "prob" is the paper's detector.
     device : str, optional
         Where to train and score; default CPU (the LSTM is small; CPU is fast enough).
+    members : int
+        Number of LSTMs averaged in an ensemble (see "Ensembles" in the module docs); 1 = the paper's
+        single detector. Training and scoring cost grow in proportion.
     """
 
     def __init__(self, hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
-                 resample: bool = True, features: str = "prob", device=None) -> None:
+                 resample: bool = True, features: str = "prob", device=None, members: int = 1) -> None:
         if hidden_size < 1 or num_layers < 1:
             raise ValueError("hidden_size and num_layers must be positive")
+        if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
+            raise ValueError(f"members must be a positive integer, got {members!r}")
         self.config = {"hidden_size": int(hidden_size), "num_layers": int(num_layers),
                        "seq_len": None if seq_len is None else int(seq_len), "resample": bool(resample),
-                       "features": features}
+                       "features": features, "members": int(members)}
         if features not in FEATURES:
             raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
         self.device = resolve_device(device or "cpu")
-        self.net = self._new_net()
+        self.nets = [self._new_net() for _ in range(members)]
         self.info: dict = {}
         self.history: dict = {}
 
@@ -290,6 +307,26 @@ class NoiseDetector:
     @property
     def seq_len(self) -> int | None:
         return self.config["seq_len"]
+
+    @property
+    def net(self) -> _LSTMNet:
+        """The first member's network (the only one unless ``members > 1``)."""
+        return self.nets[0]
+
+    def member(self, i: int) -> "NoiseDetector":
+        """Member ``i`` of an ensemble as a one-member detector (sharing its weights, not a copy).
+
+        Parameters
+        ----------
+        i : int
+            In ``0 .. members - 1``.
+        """
+        if not 0 <= i < len(self.nets):
+            raise IndexError(f"member {i} out of range: this detector has {len(self.nets)} member(s)")
+        one = NoiseDetector(**{**self.config, "members": 1}, device=self.device)
+        one.nets = [self.nets[i]]
+        one.info = {"member_of": len(self.nets), "member": int(i)}
+        return one
 
     def _prepare(self, probs: np.ndarray) -> np.ndarray:
         if self.config["resample"] and self.seq_len is not None:
@@ -361,11 +398,20 @@ class NoiseDetector:
         Returns
         -------
         self
+            With ``members > 1``, member ``i`` is trained with seed ``seed + i``; ``history`` is the first
+            member's and ``info["stages"]`` gets one entry per member.
         """
-        set_seed(seed)
-        self.net = self._new_net()
-        return self._train(dynamics, is_flipped, epochs, lr, batch_size, weight_decay, val_fraction, seed,
-                           progress, stage="fit", workers=workers)
+        self._check_train_args(epochs, val_fraction)
+        x, y = self._collect(dynamics, is_flipped)
+        nets = []
+        for i in range(self.config["members"]):
+            set_seed(seed + i)
+            net = self._new_net()
+            self._train(net, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed + i, progress,
+                        stage="fit", workers=workers, member=i)
+            nets.append(net)
+        self.nets = nets
+        return self
 
     def fine_tune(self, dynamics, is_flipped=None, *, epochs: int = 5, lr: float = 0.003, batch_size: int = 64,
                   weight_decay: float = 0.01, val_fraction: float = 0.1, seed: int = 0,
@@ -375,21 +421,29 @@ class NoiseDetector:
         Same parameters as :meth:`fit`; the paper recommends a learning rate of
         0.03 with its 0.1 base rate, i.e. 0.3x the training rate, which is our default ratio.
         The epoch-0 weights compete too: fine-tuning never returns a detector
-        worse on the validation split than the one it started from.
+        worse on the validation split than the one it started from. Each member
+        of an ensemble is fine-tuned on its own, member ``i`` with seed ``seed + i``.
         """
         if self.seq_len is None:
             raise RuntimeError("fine_tune() needs a trained detector; call fit() or load() first")
-        set_seed(seed)
-        return self._train(dynamics, is_flipped, epochs, lr, batch_size, weight_decay, val_fraction, seed,
-                           progress, stage="fine_tune", workers=workers)
+        self._check_train_args(epochs, val_fraction)
+        x, y = self._collect(dynamics, is_flipped)
+        for i, net in enumerate(self.nets):   # member i continues with seed + i, as in fit
+            set_seed(seed + i)
+            self._train(net, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed + i, progress,
+                        stage="fine_tune", workers=workers, member=i)
+        return self
 
-    def _train(self, dynamics, is_flipped, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
-               stage, workers=None) -> "NoiseDetector":
+    @staticmethod
+    def _check_train_args(epochs, val_fraction) -> None:
         if not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        x, y = self._collect(dynamics, is_flipped)
+
+    def _train(self, net, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
+               stage, workers=None, member=0) -> None:
+        """Train ``net`` (one member) on sequences ``x`` (N, L, F) float32 with targets ``y`` (N,) int64."""
         rng = np.random.default_rng(seed)
         val_mask = np.zeros(len(y), dtype=bool)
         if val_fraction > 0:
@@ -402,70 +456,84 @@ class NoiseDetector:
         tr = np.nonzero(~val_mask)[0]
         xt = torch.as_tensor(x, device=self.device)
         yt = torch.as_tensor(y, device=self.device)
-        opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(int(seed))
         hist = {"epoch": [], "train_loss": [], "val_ap": []}
         best_state, best_ap, best_epoch = None, -1.0, 0
         if stage == "fine_tune" and val_mask.any():
-            best_ap = self._val_ap(xt, y, val_mask)
-            best_state = copy.deepcopy(self.net.state_dict())
+            best_ap = self._val_ap(xt, y, val_mask, net)
+            best_state = copy.deepcopy(net.state_dict())
         workers = resolve_workers(workers, self.device)
         # small LSTM steps: one thread per operation beats two on CPU (72 s vs 106 s per 50k x 200 epoch);
         # the cores work on different parts of the batch instead (_GradWorkers)
         with flush_denormal(), _intra_op_threads(1 if self.device.type == "cpu" else None), \
-                _GradWorkers(self.net, workers) as grads:
-            bar = tqdm(range(epochs), desc=f"detector {stage}", disable=not progress, leave=False)
+                _GradWorkers(net, workers) as grads:
+            name = f"detector {stage}" + (f" {member + 1}/{len(self.nets)}" if len(self.nets) > 1 else "")
+            bar = tqdm(range(epochs), desc=name, disable=not progress, leave=False)
             for epoch in bar:
-                self.net.train()
+                net.train()
                 order = torch.as_tensor(tr)[torch.randperm(len(tr), generator=gen)].to(self.device)
                 total = 0.0
                 for i in range(0, len(order), batch_size):
                     idx = order[i:i + batch_size]
                     opt.zero_grad(set_to_none=True)
                     loss = grads.backward(xt, yt, idx)
-                    nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
+                    nn.utils.clip_grad_norm_(net.parameters(), 5.0)
                     opt.step()
                     total += loss * len(idx)
-                ap = self._val_ap(xt, y, val_mask) if val_mask.any() else float("nan")
+                ap = self._val_ap(xt, y, val_mask, net) if val_mask.any() else float("nan")
                 hist["epoch"].append(epoch + 1)
                 hist["train_loss"].append(total / len(tr))
                 hist["val_ap"].append(ap)
                 bar.set_postfix(loss=f"{total / len(tr):.4f}", val_ap=f"{ap:.4f}")
                 if not val_mask.any() or ap > best_ap:
                     best_ap, best_epoch = ap, epoch + 1
-                    best_state = copy.deepcopy(self.net.state_dict())
-        self.net.load_state_dict(best_state)
-        self.net.eval()
-        self.history = hist
-        self.info.setdefault("stages", []).append({
+                    best_state = copy.deepcopy(net.state_dict())
+        net.load_state_dict(best_state)
+        net.eval()
+        if member == 0:
+            self.history = hist
+        stage_info = {
             "stage": stage, "epochs": int(epochs), "lr": lr, "batch_size": batch_size, "seed": int(seed),
             "num_sequences": int(len(y)), "flip_rate": float(y.mean()), "best_epoch": int(best_epoch),
             "best_val_ap": float(best_ap), "input_length": int(x.shape[1]), "workers": workers,
-        })
-        return self
+        }
+        if len(self.nets) > 1 or member > 0:
+            stage_info["member"] = int(member)
+        self.info.setdefault("stages", []).append(stage_info)
 
-    def _val_ap(self, xt: torch.Tensor, y: np.ndarray, val_mask: np.ndarray) -> float:
-        s = self._score_tensor(xt[torch.as_tensor(np.nonzero(val_mask)[0], device=self.device)])
+    def _val_ap(self, xt: torch.Tensor, y: np.ndarray, val_mask: np.ndarray, net) -> float:
+        s = self._score_tensor(xt[torch.as_tensor(np.nonzero(val_mask)[0], device=self.device)], nets=[net])
         return float(average_precision_score(y[val_mask], s))
 
     # -- inference -----------------------------------------------------------
     @torch.no_grad()
-    def _score_tensor(self, x: torch.Tensor, batch_size: int = 8192) -> np.ndarray:
-        was = self.net.training
-        self.net.eval()
+    def _score_tensor(self, x: torch.Tensor, batch_size: int = 8192, nets=None) -> np.ndarray:
+        """Scores of ``nets`` (default: all members) on ``x`` (N, L, F): one net's softmax, or the sigmoid of
+        the members' mean log-odds."""
+        nets = self.nets if nets is None else nets
+        was = [n.training for n in nets]
         out = np.empty(len(x), dtype=np.float32)
-        # on CPU the fused inference path (mislabel.fast_lstm) equals nn.LSTM to float32 rounding, ~2x faster
-        fast = self.device.type == "cpu" and _fast.supports(self.net.lstm)
         with flush_denormal():
+            for net in nets:
+                net.eval()
             for i in range(0, len(x), batch_size):
                 xb = x[i:i + batch_size]
-                if fast:
-                    logits = self.net.head(_fast.lstm_last_hidden(self.net.lstm, xb))
+                logits = [self._logits(net, xb) for net in nets]
+                if len(logits) == 1:
+                    p = torch.softmax(logits[0], 1)[:, 1]
                 else:
-                    logits = self.net(xb)
-                out[i:i + batch_size] = torch.softmax(logits, 1)[:, 1].cpu().numpy()
-        self.net.train(was)
+                    p = torch.sigmoid(torch.stack([z[:, 1] - z[:, 0] for z in logits]).mean(0))
+                out[i:i + batch_size] = p.cpu().numpy()
+        for net, w in zip(nets, was):
+            net.train(w)
         return out
+
+    def _logits(self, net: _LSTMNet, xb: torch.Tensor) -> torch.Tensor:
+        # on CPU the fused inference path (mislabel.fast_lstm) equals nn.LSTM to float32 rounding, ~2x faster
+        if self.device.type == "cpu" and _fast.supports(net.lstm):
+            return net.head(_fast.lstm_last_hidden(net.lstm, xb))
+        return net(xb)
 
     def score(self, dynamics, batch_size: int = 8192) -> np.ndarray:
         """Probability that each sample is mislabeled.
@@ -495,7 +563,7 @@ class NoiseDetector:
         from . import __version__
         payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
                    "library_version": __version__, "config": dict(self.config),
-                   "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                   "state_dicts": [{k: v.detach().cpu() for k, v in net.state_dict().items()} for net in self.nets],
                    "info": _plain(self.info), "history": _plain(self.history)}
         path = Path(path)
         with atomic_path(path) as tmp:
@@ -521,17 +589,22 @@ class NoiseDetector:
                              "re-create it with NoiseDetector.save") from None
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a mislabel detector checkpoint (missing format tag {CHECKPOINT_FORMAT!r})")
-        if payload.get("format_version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path} has checkpoint version {payload.get('format_version')}; "
-                             f"this library reads version {CHECKPOINT_VERSION}")
+        version = payload.get("format_version")
+        if version not in (1, CHECKPOINT_VERSION):
+            raise ValueError(f"{path} has checkpoint version {version}; "
+                             f"this library reads versions 1 to {CHECKPOINT_VERSION}")
         cfg = payload["config"]
-        det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"],
-                  cfg.get("features", "prob"), device=device)
         try:
-            det.net.load_state_dict(payload["state_dict"])
-        except (RuntimeError, KeyError) as exc:
+            states = [payload["state_dict"]] if version == 1 else list(payload["state_dicts"])
+            if not states or len(states) != cfg.get("members", 1):
+                raise KeyError(f"{len(states)} member weights for members={cfg.get('members', 1)}")
+            det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"],
+                      cfg.get("features", "prob"), device=device, members=len(states))
+            for net, state in zip(det.nets, states):
+                net.load_state_dict(state)
+                net.eval()
+        except (RuntimeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: weights do not match the stored configuration ({exc})") from None
-        det.net.eval()
         det.info = payload.get("info", {})
         det.history = payload.get("history", {})
         return det
@@ -548,7 +621,9 @@ class NoiseDetector:
 
     def __repr__(self) -> str:
         c = self.config
-        return f"NoiseDetector(hidden_size={c['hidden_size']}, num_layers={c['num_layers']}, seq_len={c['seq_len']})"
+        extra = f", members={c['members']}" if c["members"] > 1 else ""
+        return (f"NoiseDetector(hidden_size={c['hidden_size']}, num_layers={c['num_layers']}, "
+                f"seq_len={c['seq_len']}{extra})")
 
 
 def resolve_workers(workers: int | None, device: torch.device) -> int:

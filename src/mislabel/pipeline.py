@@ -188,7 +188,7 @@ def _read_capture(src: Path, folder) -> Capture:
 
 def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: int = 64, seed: int = 0,
                    hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
-                   workers: int | None = None, progress: bool = True, cache: bool = True,
+                   workers: int | None = None, members: int = 1, progress: bool = True, cache: bool = True,
                    cache_dir=None) -> NoiseDetector:
     """Fit a :class:`NoiseDetector` on one or several captures (cached by their keys and the settings).
 
@@ -196,7 +196,7 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
     ----------
     captures : Capture or list of Capture
         Their dynamics must carry ``is_flipped``.
-    epochs, lr, batch_size, seed, hidden_size, num_layers, seq_len, workers
+    epochs, lr, batch_size, seed, hidden_size, num_layers, seq_len, workers, members
         See :class:`NoiseDetector` and :meth:`NoiseDetector.fit`.
 
     Returns
@@ -211,9 +211,11 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
     workers = resolve_workers(workers, torch.device("cpu"))
     if workers != 1:  # float32 rounding differs with the split; entries made before it existed had 1
         params["workers"] = workers
+    if members != 1:  # ensembles; single detectors keep their earlier keys
+        params["members"] = int(members)
 
     def compute(folder: Path) -> None:
-        det = NoiseDetector(hidden_size, num_layers, seq_len=seq_len)
+        det = NoiseDetector(hidden_size, num_layers, seq_len=seq_len, members=members)
         det.fit([c.dynamics for c in items], epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                 progress=progress, workers=workers)
         det.save(folder / "detector.pt")

@@ -13,6 +13,12 @@ Scoring (sequences of length 200 per minute; target >= 300k/min on 2 cores):
 The variants alternate (A, B, C, A, ...); medians are reported, and the fast
 path's scores are checked against the detector's (max abs. difference).
 
+End to end, ``mislabel.detect`` with the shipped detector (all its members) and
+with its first member alone (``NoiseDetector.pretrained().member(0)``) score the
+same recorded run (``--detect-samples`` samples, default 50,000, of ``--length``
+epochs, 10 classes, with margins and runner-up classes), alternately: the
+channels are computed once per call either way, the LSTMs once per member.
+
 Training (``NoiseDetector.fit``, batch 64, one epoch; target <= 1 min for
 50k sequences of length 200) is timed on ``--train-samples`` sequences
 (default 2000) and scaled linearly to 50k (its cost is linear in the number of
@@ -60,6 +66,8 @@ def main(argv=None) -> dict:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--score-samples", type=int, default=None, help="sequences scored per run (default 8000)")
     p.add_argument("--train-samples", type=int, default=None, help="sequences per training epoch (default 2000)")
+    p.add_argument("--detect-samples", type=int, default=None,
+                   help="samples of the run scored end to end by mislabel.detect (default 50000)")
     p.add_argument("--length", type=int, default=200)
     args = p.parse_args(argv)
     _common.setup(args)
@@ -116,6 +124,24 @@ def main(argv=None) -> dict:
     ens_ratio = res["detector.score, 3 members"]["median_wall"] / res["detector.score"]["median_wall"]
     print(f"  a 3-member ensemble takes {ens_ratio:.2f}x the time of one detector (side by side, same inputs)")
 
+    # end to end: the shipped detector (every member) vs its first member, on one recorded run
+    import mislabel
+    n_detect = args.detect_samples or (2000 if args.quick else 50000)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, n_detect)
+    run = mislabel.Dynamics(rng.random((n_detect, T), dtype=np.float32), labels,
+                            margins=rng.normal(0, 3, (n_detect, T)).astype(np.float32),
+                            runner_up=(labels[:, None] + rng.integers(1, 10, (n_detect, T))) % 10)
+    shipped = NoiseDetector.pretrained()
+    dvariants = {f"detect, shipped ({shipped.config['members']} members)": lambda: mislabel.detect(run, shipped),
+                 "detect, first member alone": lambda: mislabel.detect(run, shipped.member(0))}
+    dres = _common.interleave(dvariants, repeats)
+    detect_s = {k: v["median_wall"] for k, v in dres.items()}
+    detect_ratio = detect_s[next(iter(detect_s))] / detect_s["detect, first member alone"]
+    for k, v in detect_s.items():
+        print(f"  {k:<32s} {v:6.2f} s for {n_detect} samples x {T} epochs")
+    print(f"  the shipped ensemble takes {detect_ratio:.2f}x its first member's time end to end")
+
     # training: one epoch on n_train sequences, one gradient thread vs the default (2 on 2+ cores)
     xtr, ftr = x[:n_train], flipped[:n_train]
     default_workers = resolve_workers(None, torch.device("cpu"))
@@ -138,6 +164,7 @@ def main(argv=None) -> dict:
         "score_samples": n_score, "train_samples": n_train, "repeats": repeats,
         "scoring_per_min": per_min, "scoring_per_cpu_min": per_cpu_min, "fast_lstm_max_abs_diff": diff,
         "scoring_median_wall_s": {k: v["median_wall"] for k, v in res.items()}, "ensemble3_time_ratio": ens_ratio,
+        "detect_samples": n_detect, "detect_median_wall_s": detect_s, "detect_shipped_vs_one_member": detect_ratio,
         "training_s_per_epoch_50k": per_50k, "training_cpu_s_per_epoch_50k": cpu_50k,
         "training_median_wall_s": {k: v["median_wall"] for k, v in tres.items()},
         "target_scoring_per_min": 300000, "met_scoring": best_score >= 300000,

@@ -40,6 +40,20 @@ def numpy_lstm_scores(state: dict, x: np.ndarray, num_layers: int) -> np.ndarray
     return (e[:, 1] / e.sum(1)).astype(np.float32)
 
 
+def member_states(payload: dict) -> list[dict]:
+    """Weights of every member of a checkpoint (version 1: one ``state_dict``; 2: a list)."""
+    return [payload["state_dict"]] if payload["format_version"] == 1 else payload["state_dicts"]
+
+
+def ensemble_scores(states: list[dict], x: np.ndarray, num_layers: int) -> np.ndarray:
+    """One member's probability, or the sigmoid of the members' mean log-odds log(p / (1 - p))."""
+    ps = [numpy_lstm_scores(s, x, num_layers).astype(np.float64) for s in states]
+    if len(ps) == 1:
+        return ps[0].astype(np.float32)
+    z = np.mean([np.log(p / (1 - p)) for p in ps], axis=0)
+    return (1 / (1 + np.exp(-z))).astype(np.float32)
+
+
 def test_shipped_weights_load_with_weights_only_and_match_reference():
     path = WEIGHTS / "detector.pt"
     assert path.is_file(), "the package must ship mislabel/weights/detector.pt (scripts/train_pretrained.py)"
@@ -47,8 +61,10 @@ def test_shipped_weights_load_with_weights_only_and_match_reference():
     assert payload["format"] == "mislabel-detector"
     det = mislabel.NoiseDetector.pretrained()
     assert det.config["hidden_size"] == 64 and det.config["num_layers"] == 2
-    n_params = sum(p.numel() for p in det.net.parameters())
-    assert 40_000 < n_params < 60_000
+    states = member_states(payload)
+    assert len(states) == det.config["members"] == len(det.nets)
+    n_params = sum(p.numel() for net in det.nets for p in net.parameters())
+    assert 40_000 * len(states) < n_params < 60_000 * len(states)   # LSTM 2x64 per member
     rng = np.random.default_rng(0)
     T = det.seq_len
     probs = rng.random((7, T)).astype(np.float32)
@@ -58,7 +74,7 @@ def test_shipped_weights_load_with_weights_only_and_match_reference():
     labels, runner = _labels_and_runner_up(rng, 7, T)
     dyn = mislabel.Dynamics(probs, labels, margins=margins, runner_up=runner)
     x = _channels(det, probs, margins, labels, runner)  # second channel (if any): sigmoid of the AUM margin
-    ref = numpy_lstm_scores(payload["state_dict"], x, det.config["num_layers"])
+    ref = ensemble_scores(states, x, det.config["num_layers"])
     np.testing.assert_allclose(det.score(dyn), ref, atol=1e-5)
     np.testing.assert_allclose(mislabel.detect(dyn), ref, atol=1e-5)
     assert ref[1] > ref[0]  # never-learned looks more mislabeled than confidently learned
@@ -106,14 +122,14 @@ def _channels(det, probs, margins, labels, runner):
 
 def test_any_length_is_resampled_to_the_shipped_length():
     det = mislabel.NoiseDetector.pretrained()
-    state = torch.load(WEIGHTS / "detector.pt", weights_only=True)["state_dict"]
+    states = member_states(torch.load(WEIGHTS / "detector.pt", weights_only=True))
     rng = np.random.default_rng(1)
     for T in (3, 10, 200):
         labels, runner = _labels_and_runner_up(rng, 5, T)
         d = mislabel.Dynamics(rng.random((5, T)).astype(np.float32), labels,
                               margins=rng.normal(0, 2, (5, T)).astype(np.float32), runner_up=runner)
         x = resample(_channels(det, d.probs, d.margins, labels, runner), det.seq_len)  # features, then resampled
-        ref = numpy_lstm_scores(state, x, det.config["num_layers"])
+        ref = ensemble_scores(states, x, det.config["num_layers"])
         np.testing.assert_allclose(det.score(d), ref, atol=1e-5)
 
 
@@ -124,6 +140,7 @@ def test_model_card_numbers_present_and_meet_the_bar():
     for row in card["held_out"]:
         for method in ("detector", "aum", "cleanlab_cv5"):
             assert 0 <= row[method]["map"] <= 1
+        assert len(row.get("members", [])) == (card["config"]["members"] if card["config"].get("members", 1) > 1 else 0)
     assert card["length_study"]
 
 
@@ -184,6 +201,11 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     assert full.returncode == 0, full.stderr[-2000:]
     card = json.loads((out / "detector.json").read_text())
     assert [r["dataset"] for r in card["in_domain"]] == ["digits/train"] * 2
+    # the quick detector is a 2-member ensemble: each member is also scored on its own, and trained with its seed
+    assert card["config"]["members"] == 2 and [st["seed"] for st in card["member_training"]] == [0, 1]
+    for r in card["held_out"]:
+        assert len(r["members"]) == 2 and len(r["draws"][0]["members"]) == 2
+        assert all(0.0 < m["map"] <= 1.0 for m in r["members"])
     # fine-tuning works on a copy: the in-domain rows score the shipped detector as the held-out rows did
     held = {(r["noise"], r["rate"]): r["detector"] for r in card["held_out"]}
     assert all(r["detector"] == held[r["noise"], r["rate"]] for r in card["in_domain"])

@@ -1,9 +1,10 @@
 """Regenerate the shipped detector and its model-card measurements.
 
-    .venv/bin/python scripts/train_pretrained.py            # ~30 min on 2 CPU cores
+    .venv/bin/python scripts/train_pretrained.py            # ~55 min on 2 CPU cores (3,222 s measured)
 
 Writes ``src/mislabel/weights/detector.pt`` and ``detector.json`` (training
-recipe, held-out quality vs AUM and cleanlab, quality vs run length).
+recipe, held-out quality vs AUM and cleanlab, of the ensemble and of each of
+its members alone, quality vs run length).
 
 Held-out evaluation uses dynamics recorded in a *plain user-written loop*
 (below, ``plain_loop``), not our training loop, on data the detector never
@@ -19,7 +20,7 @@ transfer: a detector of the same recipe (architecture, features, epochs)
 trained only on plain-loop runs of a disjoint split of the held-out data set
 itself, and the shipped detector fine-tuned on those runs, both scored on the
 same held-out draws. To add or refresh only that part of
-an existing ``detector.json`` (about 13 min on 2 cores):
+an existing ``detector.json`` (13 min for one member, measured; more for three):
 
     .venv/bin/python scripts/train_pretrained.py --in-domain-only
 """

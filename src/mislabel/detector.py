@@ -323,9 +323,12 @@ class NoiseDetector:
         """
         if not 0 <= i < len(self.nets):
             raise IndexError(f"member {i} out of range: this detector has {len(self.nets)} member(s)")
-        one = NoiseDetector(**{**self.config, "members": 1}, device=self.device)
+        one = NoiseDetector.__new__(NoiseDetector)   # no fresh network: leaves torch's random state alone
+        one.config = {**self.config, "members": 1}
+        one.device = self.device
         one.nets = [self.nets[i]]
         one.info = {"member_of": len(self.nets), "member": int(i)}
+        one.history = {}
         return one
 
     def _prepare(self, probs: np.ndarray) -> np.ndarray:

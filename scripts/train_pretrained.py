@@ -110,7 +110,7 @@ def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, sub
            "epochs": epochs, "detector": metrics.evaluate(det.score(dyn), flipped),
            "aum": metrics.evaluate(baselines.aum(dyn), flipped)}
     if len(det.nets) > 1:   # each member of the ensemble on its own: how much one detector's seed matters
-        row["members"] = [metrics.evaluate(det.member(i).score(dyn), flipped) for i in range(len(det.nets))]
+        row["members"] = [metrics.evaluate(s, flipped) for s in det.member_scores(dyn)]
     if with_cleanlab:
         probs = cv_probs(ds.images, noisy, model=model, epochs=epochs, lr=lr, seed=seed, num_classes=C)
         row["cleanlab_cv5"] = metrics.evaluate(baselines.cleanlab_scores(probs, noisy), flipped)

@@ -341,6 +341,7 @@ def test_ensemble_members_are_single_detectors_with_consecutive_seeds(tmp_path):
         assert torch.equal(torch.get_rng_state(), rng_before)      # a view draws no random numbers
         assert view.net is ens.nets[i] and view.config["members"] == 1
         np.testing.assert_array_equal(view.score(test_d), one.score(test_d))
+        np.testing.assert_array_equal(ens.member_scores(test_d)[i], one.score(test_d))
     p = np.stack([one.score(test_d).astype(np.float64) for one in singles])
     expected = 1 / (1 + np.exp(-np.log(p / (1 - p)).mean(0)))
     np.testing.assert_allclose(ens.score(test_d), expected, rtol=1e-5, atol=1e-6)

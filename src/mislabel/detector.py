@@ -552,11 +552,29 @@ class NoiseDetector:
         ndarray of shape (N,), float32
             In sample order; higher means more likely mislabeled.
         """
+        return self._score_tensor(self._inputs(dynamics), batch_size)
+
+    def member_scores(self, dynamics, batch_size: int = 8192) -> np.ndarray:
+        """Each member's own score (what ``member(i).score`` gives), computing the input channels once.
+
+        Parameters
+        ----------
+        dynamics : Dynamics or ndarray of shape (N, T), float in [0, 1]
+        batch_size : int
+
+        Returns
+        -------
+        ndarray of shape (members, N), float32
+        """
+        x = self._inputs(dynamics)
+        return np.stack([self._score_tensor(x, batch_size, nets=[net]) for net in self.nets])
+
+    def _inputs(self, dynamics) -> torch.Tensor:
+        """Input channels of ``dynamics``, resampled: (N, seq_len, F) float32 on the detector's device."""
         if self.seq_len is None:
             raise RuntimeError("this detector is untrained; call fit(), load() or NoiseDetector.pretrained()")
         probs, _ = features_of(dynamics, self.config["features"])
-        x = torch.as_tensor(self._prepare(probs), device=self.device)
-        return self._score_tensor(x, batch_size)
+        return torch.as_tensor(self._prepare(probs), device=self.device)
 
     # -- persistence ---------------------------------------------------------
     def save(self, path) -> Path:
@@ -597,10 +615,12 @@ class NoiseDetector:
             raise ValueError(f"{path} has checkpoint version {version}; "
                              f"this library reads versions 1 to {CHECKPOINT_VERSION}")
         cfg = payload["config"]
+        raw = payload.get("state_dict" if version == 1 else "state_dicts")   # one net, or one per member
+        states = [] if raw is None else [raw] if version == 1 else list(raw)
+        if not states or len(states) != cfg.get("members", 1):
+            raise ValueError(f"{path}: weights do not match the stored configuration "
+                             f"({len(states)} member weights for members={cfg.get('members', 1)})")
         try:
-            states = [payload["state_dict"]] if version == 1 else list(payload["state_dicts"])
-            if not states or len(states) != cfg.get("members", 1):
-                raise KeyError(f"{len(states)} member weights for members={cfg.get('members', 1)}")
             det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"],
                       cfg.get("features", "prob"), device=device, members=len(states))
             for net, state in zip(det.nets, states):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Fashion-MNIST (the four original idx .gz files) is available, and fetch the optional
-# mlbench files (UCI letter and satellite, see below).
+# mlbench files (UCI letter, satellite and DNA, see below).
 #
 # Looked for, in order:
 #   /usr/share/datasets/fashion-mnist/   (Debian package dataset-fashion-mnist)
@@ -88,10 +88,10 @@ for name in names:
 EOF
 }
 
-# --- UCI Letter Recognition and Landsat Satellite (held-out data of the shipped detector's model card) ---
-# The R package mlbench ships them as .rda files; mislabel reads those itself, so only the two files are
+# --- UCI Letter Recognition, Landsat Satellite and StatLog DNA (pool and held-out data of the shipped detector) ---
+# The R package mlbench ships them as .rda files; mislabel reads those itself, so only these files are
 # extracted from the Debian package (R is not installed). Optional: a failure here only prints a warning.
-MLBENCH_FILES=(LetterRecognition.rda Satellite.rda)
+MLBENCH_FILES=(LetterRecognition.rda Satellite.rda DNA.rda)
 MLBENCH_DIR="data/mlbench"
 
 find_mlbench() {
@@ -99,7 +99,7 @@ find_mlbench() {
     if [[ -n "${MISLABEL_DATA:-}" ]]; then
         dirs+=("${MISLABEL_DATA}/mlbench")
     fi
-    find_in "mlbench data (letter, satellite)" MLBENCH_FILES "${dirs[@]}" "${MLBENCH_DIR}" \
+    find_in "mlbench data (letter, satellite, dna)" MLBENCH_FILES "${dirs[@]}" "${MLBENCH_DIR}" \
         /usr/lib/R/site-library/mlbench/data
 }
 
@@ -124,9 +124,9 @@ fetch_mlbench() {
 }
 
 if ! find_mlbench; then
-    echo "Extracting LetterRecognition.rda and Satellite.rda from the Debian package r-cran-mlbench ..."
+    echo "Extracting LetterRecognition.rda, Satellite.rda and DNA.rda from the Debian package r-cran-mlbench ..."
     if ! { fetch_mlbench && find_mlbench; }; then
-        echo "WARNING: could not get the mlbench data (letter, satellite); only the shipped detector's" >&2
+        echo "WARNING: could not get the mlbench data (letter, satellite, dna); only the shipped detector's" >&2
         echo "         model-card script and their tests need it (see src/mislabel/data.py)." >&2
     fi
 fi

@@ -89,12 +89,12 @@ def _write_fake_cifar100(base, n_train=6, n_test=4, seed=0):
 
 # --------------------------------------------------------------------------- generic
 def test_unknown_dataset_and_bad_split():
-    with pytest.raises(ValueError, match="fashion-mnist, fashion-mnist-rot, digits, letter, satellite, cifar10, "
+    with pytest.raises(ValueError, match="fashion-mnist, fashion-mnist-rot, digits, letter, satellite, dna, cifar10, "
                                          "cifar100, synthetic"):
         data.load("mnist")
     with pytest.raises(ValueError, match="'train' or 'test'"):
         data.load("synthetic", split="val")
-    assert data.DATASETS == ("fashion-mnist", "fashion-mnist-rot", "digits", "letter", "satellite", "cifar10",
+    assert data.DATASETS == ("fashion-mnist", "fashion-mnist-rot", "digits", "letter", "satellite", "dna", "cifar10",
                              "cifar100", "synthetic")
 
 
@@ -462,15 +462,18 @@ def _xdr_attrs(pairs, symbols: dict) -> bytes:
 
 
 def _write_rda(path, obj_name, columns, label_at, levels, codes, compress=gzip.compress):
-    """A data frame (double columns + one factor column) saved as R's save() would, format version 2."""
+    """A data frame (feature columns + one factor label column) saved as R's save() would, format version 2.
+    A feature column is an array (a double column) or a pair (levels, 1-based codes) (a factor column)."""
     symbols: dict = {obj_name: 1}   # the binding's name is the first symbol in the stream
     n = len(codes)
-    cols = []
-    for arr in columns:
-        cols.append(_xdr_int(14) + _xdr_int(n) + np.asarray(arr, dtype=">f8").tobytes())
-    factor = (_xdr_int(13 | (1 << 8) | (1 << 9)) + _xdr_int(n) + np.asarray(codes, dtype=">i4").tobytes()
-              + _xdr_attrs([("levels", _xdr_strsxp(levels)), ("class", _xdr_strsxp(["factor"]))], symbols))
-    cols.insert(label_at, factor)
+
+    def factor(levels, codes):
+        return (_xdr_int(13 | (1 << 8) | (1 << 9)) + _xdr_int(n) + np.asarray(codes, dtype=">i4").tobytes()
+                + _xdr_attrs([("levels", _xdr_strsxp(levels)), ("class", _xdr_strsxp(["factor"]))], symbols))
+
+    cols = [factor(*col) if isinstance(col, tuple) else
+            _xdr_int(14) + _xdr_int(n) + np.asarray(col, dtype=">f8").tobytes() for col in columns]
+    cols.insert(label_at, factor(levels, codes))
     names = [f"x.{i}" for i in range(len(columns))]
     names.insert(label_at, "label")
     frame = _xdr_int(19 | (1 << 8) | (1 << 9)) + _xdr_int(len(cols)) + b"".join(cols)
@@ -554,6 +557,31 @@ def test_letter_and_satellite_from_tiny_files(tmp_path, monkeypatch):
     assert tr.classes == ["red soil", "cotton crop", "grey soil"]
 
 
+def test_dna_from_tiny_file(tmp_path):
+    """DNA's features are factor columns with levels "0"/"1": 180 bits per row become 180 channels of 0 or 255,
+    the first 2,000 rows are the training split."""
+    n = 2006
+    rng = np.random.default_rng(2)
+    bits = rng.integers(0, 2, size=(180, n))
+    codes = np.arange(n) % 3 + 1
+    # factor codes are 1-based; the levels name the values, "1" first in some columns (R orders them as it met them)
+    columns = [(["0", "1"], b + 1) if k % 2 else (["1", "0"], 2 - b) for k, b in enumerate(bits)]
+    _write_rda(tmp_path / "DNA.rda", "DNA", columns, 180, ["ei", "ie", "n"], codes)
+    tr, te = data.load("dna", "train", root=tmp_path), data.load("dna", "test", root=tmp_path)
+    assert tr.images.shape == (2000, 180, 1, 1) and te.images.shape == (6, 180, 1, 1)
+    np.testing.assert_array_equal(tr.images[5, :, 0, 0].numpy(), bits[:, 5] * 255)
+    np.testing.assert_array_equal(te.images[1, :, 0, 0].numpy(), bits[:, 2001] * 255)
+    assert tr.classes == ["ei", "ie", "n"] and te.labels.tolist() == list(codes[2000:] - 1)
+    assert "dna" in data.NO_AUGMENT
+    # a value other than 0/1, a non-numeric level and a missing value are each rejected with the file named
+    for bad, match in (((["0", "2"], bits[0] + 1), r"0/1 indicators, found \[2.0\]"),
+                       ((["a", "b"], bits[0] + 1), "non-numeric levels"),
+                       ((["0", "1"], np.r_[-2 ** 31, bits[0, 1:] + 1]), "missing values")):
+        _write_rda(tmp_path / "DNA.rda", "DNA", [bad] + columns[1:], 180, ["ei", "ie", "n"], codes)
+        with pytest.raises(ValueError, match=f"DNA.rda does not look like.*{match}"):
+            data.load("dna", root=tmp_path)
+
+
 def test_mlbench_missing_and_wrong_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="get_data.sh"):
         data.load("letter", root=tmp_path)
@@ -579,6 +607,13 @@ def test_letter_and_satellite_real():
     assert (len(tr), len(te)) == (16000, 4000)
     assert torch.bincount(torch.cat([tr.labels, te.labels])).tolist()[:3] == [789, 766, 736]
     assert int(tr.images.max()) == 255 and int(tr.images.min()) == 0
+    if data.mlbench_folder(name="dna") is not None:
+        dna = [data.load("dna", s) for s in ("train", "test")]
+        assert [len(d) for d in dna] == [2000, 1186] and dna[0].images.shape[1:] == (180, 1, 1)
+        assert torch.bincount(dna[0].labels).tolist() == [464, 485, 1051]   # StatLog's training split
+        assert set(torch.unique(dna[1].images).tolist()) == {0, 255}
+        # every window codes each of its 60 nucleotides with at most one bit set (A, C, G, T: 100, 010, 001, 000)
+        assert int((dna[0].images.reshape(2000, 60, 3) > 0).sum(2).max()) == 1
     sat = [data.load("satellite", s) for s in ("train", "test")]
     assert sum(len(s) for s in sat) == 6435 and sat[0].num_classes == 6
     assert int(sat[0].images.min()) >= 27 and int(sat[0].images.max()) <= 157

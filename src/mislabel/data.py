@@ -1,4 +1,4 @@
-"""Image classification datasets as uint8 tensors: Fashion-MNIST, digits, CIFAR-10/100, synthetic.
+"""Classification datasets as uint8 image tensors: Fashion-MNIST, digits, UCI tabular sets, CIFAR-10/100, synthetic.
 
 Every loader returns an :class:`ImageDataset` holding the whole split (or a
 seeded subset of it) in memory::
@@ -21,20 +21,24 @@ Where the files are looked for
     also be the batches folder itself), ``$MISLABEL_DATA`` or ``./data``.
 ``digits``
     bundled with scikit-learn; nothing to download.
-``letter`` / ``satellite``
+``letter`` / ``satellite`` / ``dna``
     UCI Letter Recognition (20,000 letters A-Z described by 16 integer
-    features 0-15; split: the customary first 16,000 rows / last 4,000) and
+    features 0-15; split: the customary first 16,000 rows / last 4,000),
     UCI Statlog Landsat Satellite (6,435 3x3 pixel neighbourhoods in 4 spectral
-    bands, 6 soil and crop classes; fixed stratified 80/20 split), read from
-    the ``LetterRecognition.rda`` and ``Satellite.rda`` files of the R package
-    mlbench in the first of: ``root`` (when given, only there),
+    bands, 6 soil and crop classes; fixed stratified 80/20 split) and StatLog
+    DNA (3,186 splice-junction windows of 60 nucleotides, each coded by 3
+    indicator bits; 3 classes: exon/intron boundary, intron/exon boundary,
+    neither; split: the customary first 2,000 rows / last 1,186), read from
+    the ``LetterRecognition.rda``, ``Satellite.rda`` and ``DNA.rda`` files of
+    the R package mlbench in the first of: ``root`` (when given, only there),
     ``$MISLABEL_DATA/mlbench``, ``./data/mlbench``,
     ``/usr/lib/R/site-library/mlbench/data`` (Debian package
-    ``r-cran-mlbench``). ``scripts/get_data.sh`` extracts the two files from
+    ``r-cran-mlbench``). ``scripts/get_data.sh`` extracts the files from
     that Debian package into ``./data/mlbench`` without installing R. They are
     tabular data held as small uint8 "images" so that every model and the
     normalisation apply: letter as (1, 4, 4) with the features scaled by 17 to
-    0-255 (not a picture: use the ``mlp``), satellite as (4, 3, 3) pixel values.
+    0-255 (not a picture: use the ``mlp``), satellite as (4, 3, 3) pixel values,
+    dna as (180, 1, 1) with the bits as 0 or 255.
 ``synthetic``
     generated on the fly.
 
@@ -73,7 +77,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
 ]
 
-DATASETS = ("fashion-mnist", "fashion-mnist-rot", "digits", "letter", "satellite", "cifar10", "cifar100",
+DATASETS = ("fashion-mnist", "fashion-mnist-rot", "digits", "letter", "satellite", "dna", "cifar10", "cifar100",
             "synthetic")
 
 FASHION_MNIST_CLASSES = (
@@ -108,14 +112,20 @@ _CIFAR = {
 }
 
 #: data sets whose samples change meaning under a crop or flip (a grid of unrelated features; a 3x3
-#: patch labelled by its centre pixel): training pipelines leave augmentation off for them by default
-NO_AUGMENT = ("letter", "satellite", "fashion-mnist-rot")
+#: patch labelled by its centre pixel; a vector of indicators): training pipelines leave augmentation off
+#: for them by default
+NO_AUGMENT = ("letter", "satellite", "dna", "fashion-mnist-rot")
 
 #: seed of the fixed quarter-turn drawn for every Fashion-MNIST image in "fashion-mnist-rot"
 _ROT_SEED = 4040
 
 # UCI data sets as saved by the R package mlbench: name -> (file, object name)
-_MLBENCH = {"letter": ("LetterRecognition.rda", "LetterRecognition"), "satellite": ("Satellite.rda", "Satellite")}
+_MLBENCH = {"letter": ("LetterRecognition.rda", "LetterRecognition"), "satellite": ("Satellite.rda", "Satellite"),
+            "dna": ("DNA.rda", "DNA")}
+#: feature columns of each mlbench data frame (besides the class)
+_MLBENCH_FEATURES = {"letter": 16, "satellite": 36, "dna": 180}
+#: rows of the customary StatLog training split of the DNA (splice junction) data; the other 1,186 are its test split
+_DNA_TRAIN_ROWS = 2000
 _MLBENCH_SYSTEM_DIR = Path("/usr/lib/R/site-library/mlbench/data")
 
 _SYNTH_DEFAULT_SIZE = {"train": 2000, "test": 500}
@@ -208,8 +218,11 @@ def load(
     ----------
     name : str
         One of :data:`DATASETS`: ``"fashion-mnist"``, ``"fashion-mnist-rot"``,
-        ``"digits"``, ``"letter"``, ``"satellite"``, ``"cifar10"``, ``"cifar100"``,
-        ``"synthetic"``. ``"fashion-mnist-rot"`` has 40 classes: every Fashion-MNIST
+        ``"digits"``, ``"letter"``, ``"satellite"``, ``"dna"``, ``"cifar10"``,
+        ``"cifar100"``, ``"synthetic"``. ``"dna"`` is the StatLog splice-junction
+        data (3 classes; 2,000 training and 1,186 test rows), each row 60
+        nucleotides as 180 indicator bits, stored as 180 channels of a 1x1
+        image with values 0 or 255. ``"fashion-mnist-rot"`` has 40 classes: every Fashion-MNIST
         image turned by a fixed, randomly drawn multiple of 90 degrees, its class the
         pair (garment, turn), so that many classes are confused in a few similar
         pairs (as letters are) rather than all alike.
@@ -515,7 +528,7 @@ def mlbench_folder(root: str | os.PathLike | None = None, name: str = "letter") 
         Look only in ``root`` and ``root/mlbench``. Without it, look in
         ``$MISLABEL_DATA/mlbench``, ``./data/mlbench`` and
         ``/usr/lib/R/site-library/mlbench/data``, in that order.
-    name : {"letter", "satellite"}
+    name : {"letter", "satellite", "dna"}
     """
     fname = _MLBENCH[name][0]
     if root is not None:
@@ -527,6 +540,23 @@ def mlbench_folder(root: str | os.PathLike | None = None, name: str = "letter") 
             cands.append(Path(env).expanduser() / "mlbench")
         cands += [Path("data") / "mlbench", _MLBENCH_SYSTEM_DIR]
     return next((c for c in cands if (c / fname).is_file()), None)
+
+
+def _numeric_column(col) -> np.ndarray:
+    """Values of a data-frame column as float64: a numeric column as it is, a factor whose levels are numbers
+    (mlbench's DNA indicators, levels "0" and "1") by the number each level names."""
+    from ._rdata import factor_codes
+
+    if "levels" not in getattr(col, "attrs", {}):
+        return np.asarray(col.value, dtype=np.float64)
+    codes, levels = factor_codes(col)
+    if (codes < 0).any():
+        raise ValueError("a feature column has missing values")
+    try:
+        values = np.array([float(v) for v in levels], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"a factor feature column has non-numeric levels {levels[:3]}") from None
+    return values[codes]
 
 
 def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -552,17 +582,24 @@ def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, 
             _, cols = data_frame(objs[obj_name])
             label_col = 0 if name == "letter" else len(cols) - 1
             labels, classes = factor_codes(cols[label_col])
+            feats = np.stack([_numeric_column(c) for i, c in enumerate(cols) if i != label_col], 1)
         except (ValueError, IndexError, KeyError) as exc:
             raise ValueError(f"{path} does not look like the mlbench {obj_name} data set ({exc}); "
                              "fetch the file again") from None
-        feats = np.stack([np.asarray(c.value, dtype=np.float64) for i, c in enumerate(cols) if i != label_col], 1)
-        expected = {"letter": 16, "satellite": 36}[name]
+        expected = _MLBENCH_FEATURES[name]
         if feats.shape[1] != expected or (labels < 0).any() or not np.isfinite(feats).all():
             raise ValueError(f"{path} does not look like the mlbench {obj_name} data set "
                              f"({feats.shape[1]} feature columns, expected {expected}); fetch the file again")
+        if name == "dna" and not np.isin(feats, (0.0, 1.0)).all():
+            odd = np.unique(feats[~np.isin(feats, (0.0, 1.0))])[:3].tolist()
+            raise ValueError(f"{path} does not look like the mlbench DNA data set (its features are 0/1 "
+                             f"indicators, found {odd}); fetch the file again")
         if name == "letter":   # integer features 0-15 -> 0-255, as a (1, 4, 4) "image"
             images = np.rint(feats * 17).clip(0, 255).astype(np.uint8).reshape(-1, 1, 4, 4)
             is_test = np.arange(len(labels)) >= 16000   # the data set's customary split
+        elif name == "dna":    # 60 nucleotides x 3 indicator bits -> 180 channels of a 1x1 "image", 0 or 255
+            images = (feats * 255).astype(np.uint8).reshape(-1, expected, 1, 1)
+            is_test = np.arange(len(labels)) >= _DNA_TRAIN_ROWS
         else:                  # rows hold 3x3 pixels x 4 bands, pixel by pixel -> (4 bands, 3, 3)
             images = np.ascontiguousarray(feats.clip(0, 255).astype(np.uint8).reshape(-1, 3, 3, 4)
                                           .transpose(0, 3, 1, 2))

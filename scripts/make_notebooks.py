@@ -1213,7 +1213,9 @@ members' log-odds. The section "One detector or three?" below shows why.
 pd.DataFrame({"value": [str(card["config"].get(k, 1)) for k in ("hidden_size", "num_layers", "seq_len", "features",
                                                                "resample", "members")] +
               [sum(p.numel() for net in det.nets for p in net.parameters()), card["library_version"], card["torch"],
-               card["machine"], f"{card['seconds'] / 60:.0f} min"]},
+               card["machine"], f"{card['seconds'] / 60:.0f} min"
+               + (f" ({', '.join(card['evaluated_datasets'])} measured again with --evaluate-only: "
+                  f"{card['evaluate_seconds'] / 60:.0f} min)" if "evaluate_seconds" in card else "")]},
              index=["hidden size", "layers", "sequence length", "features", "resample", "members",
                     "parameters (all members)", "library version", "torch", "trained on", "script wall time"])
 '''),
@@ -1264,10 +1266,12 @@ sequences of the pool ({glue:md}`ch6_members_text`).
 
 Each row below trains a classifier in a plain user-written loop (SGD, constant
 learning rate, no augmentation) with a `DynamicsRecorder`, on data the
-detector never saw: two data sets the pool never touched, scikit-learn's
-digits (8x8 images) and UCI Letter Recognition (16 numeric features of 20,000
-letters, 26 classes; 6,000 of them per draw), and the Fashion-MNIST *test*
-split.
+detector never saw: three data sets the pool never touched, scikit-learn's
+digits (8x8 images), UCI Letter Recognition (16 numeric features of 20,000
+letters, 26 classes; 6,000 of them per draw) and StatLog DNA (2,000
+splice-junction windows of 60 nucleotides as 180 indicator bits, 3 classes: a
+small, wide data set that the MLP memorises within a few epochs, flipped
+labels included), and the Fashion-MNIST *test* split.
 The detector is compared with AUM from the same run and with cleanlab fed
 5-fold cross-validated probabilities from the same loop. Every setting was run
 for {glue:text}`ch6_draws` independent draws (noise, data subset and
@@ -1322,15 +1326,28 @@ glue("ch6_worst_gap", float((d - wide["AUM"]).min()), display=False)
 sym = wide.index.get_level_values("noise").str.endswith(" symmetric")
 glue("ch6_sym_gap", float((d - wide["AUM"])[sym].mean()), display=False)
 glue("ch6_asym_gap", float((d - wide["AUM"])[~sym].mean()), display=False)
-glue("ch6_sym_aum_min", float(wide["AUM"][sym].min()), display=False)
-glue("ch6_sym_aum_max", float(wide["AUM"][sym].max()), display=False)
 gap = d - wide["AUM"]
-worst = gap[sym].idxmin()
-glue("ch6_sym_text", Markdown(
-    f"The detector is above AUM in {int((gap[sym] > 0).sum())} of the {int(sym.sum())} symmetric settings; "
-    f"the widest symmetric gap is {gap[sym].min():+.4f} on {worst[0].split('/')[0]} at {worst[1]}."
-    + (" Letter is the data set least like the pool (tabular features, 26 classes)."
-       if worst[0].startswith("letter") else "")), display=False)
+cl_gap = d - wide["cleanlab (5-fold)"]
+names = wide.index.get_level_values("data").str.split("/").str[0]
+# symmetric settings where AUM is near its ceiling, and data sets where it is not (DNA: the MLP memorises)
+easy = sym & (wide["AUM"] >= 0.9)
+hard = sorted(set(names[sym & ~easy]))
+easy_worst = gap[easy].idxmin()
+text = (f"Under symmetric noise on {', '.join(sorted(set(names[easy])))} the margin's average is already close "
+        f"to perfect at this scale (mAP {wide['AUM'][easy].min():.3f} to {wide['AUM'][easy].max():.3f}) and nearly "
+        f"everything the curves say is in it: the detector is above AUM in {int((gap[easy] > 0).sum())} of those "
+        f"{int(easy.sum())} settings, the widest gap being {gap[easy].min():+.4f} on "
+        f"{easy_worst[0].split('/')[0]} at {easy_worst[1]}.")
+for name in hard:
+    rows_h = wide[sym & (names == name)]
+    text += (f" On {name} it is not: the classifier memorises the flipped labels within a few epochs, AUM reaches "
+             f"only {rows_h['AUM'].min():.3f} to {rows_h['AUM'].max():.3f}, the detector "
+             + " and ".join(f"{v:.3f}" for v in rows_h["shipped detector"]) + " and cleanlab "
+             + " and ".join(f"{v:.3f}" for v in rows_h["cleanlab (5-fold)"])
+             + f" (at {' and '.join(rows_h.index.get_level_values('noise').str.split(' ').str[0])}). "
+             "Where a model fits every training label early, how the labels of held-out folds are predicted says "
+             "more than how the training labels were learnt, and that is what cleanlab's five extra trainings buy.")
+glue("ch6_sym_text", Markdown(text), display=False)
 everywhere = bool((d > wide["AUM"]).all() and (d > wide["cleanlab (5-fold)"]).all())
 glue("ch6_bar_verdict", Markdown(
     "**This meets the bar we set ourselves: above AUM and cleanlab in every setting.**" if everywhere else
@@ -1348,10 +1365,7 @@ detector is {glue:text}`ch6_asym_gap:+.3f` mAP from AUM, over the symmetric
 ones {glue:text}`ch6_sym_gap:+.4f`. Under asymmetric noise flipped samples
 form a consistent pattern that the classifier partly learns, which lifts their
 margins and hides them from an average of the margin, while their curves keep
-a shape the detector has seen. Under symmetric noise the margin's average is
-already close to perfect at this scale (mAP {glue:text}`ch6_sym_aum_min:.3f`
-to {glue:text}`ch6_sym_aum_max:.3f`) and nearly everything the curves say is
-in it. {glue:md}`ch6_sym_text`
+a shape the detector has seen. {glue:md}`ch6_sym_text`
 
 What we tried (means of the same three draws per setting, one detector seed
 each). The Satellite runs entered the pool because of letter: a detector
@@ -1447,8 +1461,8 @@ symmetric, 20% and
 40% asymmetric noise) of the *other* split, with the same model and epochs as
 the held-out runs: six runs of letter's 4,000-row test split, six runs of
 3,000 Fashion-MNIST training images and, because digits' test split has only
-359 images, six draws of each of those six runs on it (36 runs, about as many
-sequences as the other two get). The *fine-tuned* detector is the shipped one
+359 images and DNA's 1,186, six draws of each of those six runs on them (36
+runs each, 12,924 and 42,696 sequences). The *fine-tuned* detector is the shipped one
 trained further on the same runs (each member five epochs at `fine_tune`'s
 default learning rate, see chapter 4). All are scored on the same held-out draws as
 above.
@@ -1497,11 +1511,13 @@ if len(indom):
                      f"{gaps(rest, 'in-domain - AUM')} and the shipped detector fine-tuned on the same runs "
                      f"{gaps(rest, 'fine-tuned - AUM')}, where AUM reaches an mAP of {aum.min():.4f} to "
                      f"{aum.max():.4f}.")
-        if bool((best <= 0.001).any()):
+        if bool((best <= 0.001).any()) and aum.min() >= 0.99:
             parts.append(f"Neither is more than 0.001 above AUM in every symmetric row there: AUM leaves only a "
                          f"handful of flipped samples out of place, and the shipped detector's deficit "
                          f"({gaps(rest, 'shipped - AUM')}) is not a failure to transfer, as a detector of this kind "
                          "does not clearly pass AUM on that data even when it learns from the data set itself.")
+        elif bool((best <= 0.001).any()):
+            parts.append("Neither is more than 0.001 above AUM in every symmetric row there.")
         else:
             parts.append("Fine-tuning the shipped detector on runs of the target data set gets it past AUM there.")
     glue("ch6_in_verdict", Markdown(" ".join(parts)), display=False)
@@ -1577,10 +1593,10 @@ resampled, so resampling is what keeps a user's run inside that range.
 
 * Trained on two small data sets (gray-scale images, 10 classes and 40 when
   turned by quarter turns, and multispectral pixel patches, 6 classes);
-  measured on 10- and 26-class data. Quality on
+  measured on 3-, 10- and 26-class data. Quality on
   very different data (text, audio, hundreds of classes) is not measured here,
-  and the letter rows show that a new kind of data can shift it by several
-  hundredths: check the top of its list, or fine-tune it on a noised copy of
+  and the letter and DNA rows show that a new kind of data can shift it by
+  several hundredths: check the top of its list, or fine-tune it on a noised copy of
   your data (chapter 4).
 * Needs the margin and the runner-up class of every epoch, which
   `DynamicsRecorder` records by default. Dynamics recorded without margins
@@ -1603,10 +1619,14 @@ print(f"wrote {metrics_path.name}")
         code('''
 # Sanity checks (hidden in the book).
 assert card["config"] == {k: det.config[k] for k in card["config"]}
-for r in card["held_out"]:   # every method ranks far better than chance (mAP of a random order = noise rate)
-    for key in ("detector", "aum", "cleanlab_cv5"):
-        assert r[key]["map"] > r[key]["noise_rate"] + 0.1, (r["dataset"], r["noise"], key)
-assert {r["dataset"] for r in card["held_out"]} >= {"digits/train", "fashion-mnist/test", "letter/train"}
+for r in card["held_out"]:   # the detector ranks far better than chance (mAP of a random order = noise rate),
+    assert r["detector"]["map"] > r["detector"]["noise_rate"] + 0.1, (r["dataset"], r["noise"])
+    for key in ("aum", "cleanlab_cv5"):   # the baselines better than chance (AUM barely, on DNA at 40% asymmetric)
+        assert r[key]["map"] > r[key]["noise_rate"], (r["dataset"], r["noise"], key)
+assert {r["dataset"] for r in card["held_out"]} >= {"digits/train", "fashion-mnist/test", "letter/train", "dna/train"}
+# the in-domain paragraph's sequence counts for the two small test splits
+assert {r["dataset"]: r["fit_sequences"] for r in card["in_domain"]
+        if r["dataset"] in ("digits/train", "dna/train")} == {"digits/train": 12924, "dna/train": 42696}
 for r in card["in_domain"]:
     for key in ("in_domain", "fine_tuned", "detector", "aum"):
         assert r[key]["map"] > r[key]["noise_rate"] + 0.1, (r["dataset"], r["noise"], key)

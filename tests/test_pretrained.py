@@ -1,4 +1,5 @@
 """The shipped detector: loads with weights_only=True and scores exactly like an independent reference."""
+import io
 import json
 from pathlib import Path
 
@@ -222,3 +223,31 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
         assert row["fit_run_count"] == 2 and row["fit_sequences"] == 2 * row["fit_samples"]
         for key in ("in_domain", "fine_tuned", "detector", "aum"):
             assert 0.0 < row[key]["map"] <= 1.0
+
+    # --evaluate-only keeps the weights and the training record, and measures the same numbers again
+    assert run("--evaluate-only", "--in-domain-only").returncode == 2
+    ev = run("--evaluate-only")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    card3 = json.loads((out / "detector.json").read_text())
+    before = torch.load(io.BytesIO(weights), weights_only=True)
+    after = torch.load(out / "detector.pt", weights_only=True)
+    for a, b in zip(before["state_dicts"], after["state_dicts"], strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for key in ("held_out", "length_study", "in_domain"):
+        assert card3[key] == card2[key], key
+    for key in ("seconds", "training", "member_training", "training_data"):
+        assert card3[key] == card[key], key
+    assert card3["evaluate_seconds"] >= 0 and "evaluate_seconds" not in card
+    assert card3["evaluated_datasets"] == ["digits", "fashion-mnist", "letter", "dna"]
+    # --datasets: only with --evaluate-only, and only names of held-out data sets
+    assert run("--datasets", "digits").returncode == 2
+    bad = run("--evaluate-only", "--datasets", "mnist")
+    assert bad.returncode == 2 and "choose from digits, fashion-mnist, letter, dna" in bad.stderr
+    # a data set the quick run does not measure: its rows are dropped and re-measured (none here), the rest kept
+    (out / "detector.json").write_text(json.dumps({**card3, "held_out": card3["held_out"] + [
+        {**card3["held_out"][0], "dataset": "dna/train"}]}))
+    part = run("--evaluate-only", "--datasets", "dna")
+    assert part.returncode == 0, part.stderr[-2000:]
+    card4 = json.loads((out / "detector.json").read_text())
+    assert card4["held_out"] == card3["held_out"] and card4["in_domain"] == card3["in_domain"]
+    assert card4["length_study"] == card3["length_study"] and card4["evaluated_datasets"] == ["dna"]

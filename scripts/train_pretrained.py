@@ -216,17 +216,17 @@ def in_domain(det, draws: int, *, dataset, split, subset, model, epochs, lr, fit
     return rows
 
 
+#: the one tiny in-domain setting of ``--quick``
+IN_DOMAIN_QUICK = [dict(dataset="digits", split="train", subset=None, model="mlp", epochs=3, lr=0.05, fit_split="test",
+                        fit_subset=None, runs=IN_DOMAIN_RUNS[:2], rates=(0.3,), detector_epochs=1,
+                        fine_tune_epochs=1)]
+
+
 def in_domain_rows(det, draws: int, quick: bool = False, datasets=None) -> list[dict]:
-    """``in_domain`` for every entry of ``IN_DOMAIN`` (``quick``: one tiny digits setting; ``datasets``: only
+    """``in_domain`` for every entry of ``IN_DOMAIN`` (``quick``: of ``IN_DOMAIN_QUICK``; ``datasets``: only
     the entries of these data sets)."""
-    if quick:
-        if datasets is not None and "digits" not in datasets:
-            return []
-        return in_domain(det, draws, dataset="digits", split="train", subset=None, model="mlp", epochs=3, lr=0.05,
-                         fit_split="test", fit_subset=None, runs=IN_DOMAIN_RUNS[:2], rates=(0.3,),
-                         detector_epochs=1, fine_tune_epochs=1)
-    return [row for setting in IN_DOMAIN if datasets is None or setting["dataset"] in datasets
-            for row in in_domain(det, draws, **setting)]
+    return [row for setting in (IN_DOMAIN_QUICK if quick else IN_DOMAIN)
+            if datasets is None or setting["dataset"] in datasets for row in in_domain(det, draws, **setting)]
 
 
 def write_card(path: Path, card: dict) -> None:
@@ -261,22 +261,18 @@ def main() -> None:
     t0 = time.time()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     out = Path(a.out)
-    if a.in_domain_only:
-        card_path = out / "detector.json"
+    card_path = out / "detector.json"
+    if a.in_domain_only or a.evaluate_only:   # both keep the weights and the card already in --out
         if not card_path.is_file() or not (out / "detector.pt").is_file():
-            ap.error(f"--in-domain-only needs detector.pt and detector.json in {out}; run without it first")
-        card = json.loads(card_path.read_text())
-        card["in_domain"] = in_domain_rows(mislabel.NoiseDetector.load(out / "detector.pt"), a.draws, a.quick)
-        write_card(card_path, card)
-        print(f"updated the in-domain reference of {card_path} in {time.time() - t0:.0f}s")
-        return
-    if a.evaluate_only:
-        card_path = out / "detector.json"
-        if not card_path.is_file() or not (out / "detector.pt").is_file():
-            ap.error(f"--evaluate-only needs detector.pt and detector.json in {out}; run without it first")
+            flag = "--in-domain-only" if a.in_domain_only else "--evaluate-only"
+            ap.error(f"{flag} needs detector.pt and detector.json in {out}; run without it first")
         old_card = json.loads(card_path.read_text())
         det = mislabel.NoiseDetector.load(out / "detector.pt")
-    else:
+    if a.in_domain_only:
+        write_card(card_path, {**old_card, "in_domain": in_domain_rows(det, a.draws, a.quick)})
+        print(f"updated the in-domain reference of {card_path} in {time.time() - t0:.0f}s")
+        return
+    if not a.evaluate_only:
         kw = dict(subset=600, recipe=mislabel.pretrained.RECIPE[:3], epochs=1, members=2) if a.quick else {}
         det = mislabel.pretrained.train_reference(progress=not a.quick, **kw)
         print(f"trained in {time.time() - t0:.0f}s: " + "; ".join(
@@ -297,8 +293,9 @@ def main() -> None:
                       f"cleanlab {row['cleanlab_cv5']['map']:.4f}  (det - aum per draw: "
                       + " ".join(f"{d['detector']['map'] - d['aum']['map']:+.4f}" for d in row["draws"]) + ")",
                       flush=True)
-    # quality vs run length (digits, MLP, 30% symmetric), with and without resampling
-    for epochs in ((5, 10, 20, 40, 80) if not a.quick else (2, 4)) if only is None else ():
+    # quality vs run length (digits, MLP, 30% symmetric), with and without resampling; --datasets keeps the card's
+    length_epochs = () if only is not None else (2, 4) if a.quick else (5, 10, 20, 40, 80)
+    for epochs in length_epochs:
         row, dyn, flipped = held_out(det, dataset="digits", split="train", noise="symmetric", rate=0.3,
                                      model="mlp", epochs=epochs, lr=0.05, with_cleanlab=False)
         raw = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len",
@@ -321,10 +318,11 @@ def main() -> None:
     det.info["held_out"] = rows
     det.info["length_study"] = length_rows
     det.save(out / "detector.pt")
+    seconds = round(time.time() - t0)
+    timing = ({"seconds": old_card["seconds"], "evaluate_seconds": seconds,
+               "evaluated_datasets": only or [s[0] for s in HELD_OUT]} if a.evaluate_only else {"seconds": seconds})
     card = {"library_version": mislabel.__version__, "held_out_draws": a.draws, "torch": torch.__version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "seconds": round(time.time() - t0),
-            **({"seconds": old_card["seconds"], "evaluate_seconds": round(time.time() - t0),
-                "evaluated_datasets": only or [s[0] for s in HELD_OUT]} if a.evaluate_only else {}),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **timing,
             "config": det.config, "training": det.info["stages"][0], "member_training": det.info["stages"],
             "training_data": det.info["training_data"],
             "held_out": rows, "in_domain": in_rows, "length_study": length_rows}

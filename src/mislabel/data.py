@@ -590,8 +590,9 @@ def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, 
         if feats.shape[1] != expected or (labels < 0).any() or not np.isfinite(feats).all():
             raise ValueError(f"{path} does not look like the mlbench {obj_name} data set "
                              f"({feats.shape[1]} feature columns, expected {expected}); fetch the file again")
-        if name == "dna" and not np.isin(feats, (0.0, 1.0)).all():
-            odd = np.unique(feats[~np.isin(feats, (0.0, 1.0))])[:3].tolist()
+        bits = np.isin(feats, (0.0, 1.0)) if name == "dna" else None
+        if bits is not None and not bits.all():
+            odd = np.unique(feats[~bits])[:3].tolist()
             raise ValueError(f"{path} does not look like the mlbench DNA data set (its features are 0/1 "
                              f"indicators, found {odd}); fetch the file again")
         if name == "letter":   # integer features 0-15 -> 0-255, as a (1, 4, 4) "image"

@@ -1326,14 +1326,18 @@ glue("ch6_worst_gap", float((d - wide["AUM"]).min()), display=False)
 sym = wide.index.get_level_values("noise").str.endswith(" symmetric")
 glue("ch6_sym_gap", float((d - wide["AUM"])[sym].mean()), display=False)
 glue("ch6_asym_gap", float((d - wide["AUM"])[~sym].mean()), display=False)
+def listing(words):   # "a", "a and b", "a, b and c"
+    words = list(words)
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
 gap = d - wide["AUM"]
-cl_gap = d - wide["cleanlab (5-fold)"]
 names = wide.index.get_level_values("data").str.split("/").str[0]
 # symmetric settings where AUM is near its ceiling, and data sets where it is not (DNA: the MLP memorises)
 easy = sym & (wide["AUM"] >= 0.9)
 hard = sorted(set(names[sym & ~easy]))
 easy_worst = gap[easy].idxmin()
-text = (f"Under symmetric noise on {', '.join(sorted(set(names[easy])))} the margin's average is already close "
+text = (f"Under symmetric noise on {listing(sorted(set(names[easy])))} the margin's average is already close "
         f"to perfect at this scale (mAP {wide['AUM'][easy].min():.3f} to {wide['AUM'][easy].max():.3f}) and nearly "
         f"everything the curves say is in it: the detector is above AUM in {int((gap[easy] > 0).sum())} of those "
         f"{int(easy.sum())} settings, the widest gap being {gap[easy].min():+.4f} on "
@@ -1495,7 +1499,7 @@ if len(indom):
                          + d.split("/")[0] for d in ds)
 
     def short(ds):
-        return " and ".join(d.split("/")[0] for d in ds)
+        return listing(d.split("/")[0] for d in ds)
 
     parts = []
     if clear:

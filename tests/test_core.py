@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import mislabel
-from mislabel import baselines, metrics, models, train
+from mislabel import baselines, metrics, models, noise, train
 from mislabel.detector import NoiseDetector, resample
 from mislabel.dynamics import Dynamics, DynamicsRecorder, interpolate_missing
 
@@ -654,3 +654,71 @@ def test_pair_confusion_by_hand():
         features_of(Dynamics(probs, labels, None, margins), "prob+margin+rank+pairs")
     det = NoiseDetector(hidden_size=4, features="prob+margin+rank+pairs").fit(d, epochs=1, progress=False)
     assert det.net.lstm.input_size == 5 and det.score(d).shape == (4,)
+
+
+def _memorising_world(N=600, T=10, C=3, seed=0, low=slice(0, 3)):
+    """Toy data set whose classifier memorises wrong labels: a sample whose label differs from its
+    true class sits low in the epochs ``low`` (the first 3), as high as a clean one in the others.
+    Returns (truth, run), run(labels) giving the dynamics of a training on ``labels``."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, C, N)
+
+    def run(labels):
+        wrong = np.asarray(labels) != truth
+        probs = np.full((N, T), 0.85) + rng.normal(0, 0.05, (N, T))
+        probs[wrong, low] = 0.15 + rng.normal(0, 0.05, (int(wrong.sum()), 3))
+        return Dynamics(np.clip(probs, 0, 1).astype(np.float32), np.asarray(labels, dtype=np.int64), wrong)
+    return truth, run
+
+
+def test_adapt_learns_a_new_pattern_from_one_extra_run():
+    # trained where wrong labels show in the last 3 epochs only; adapted to a world where they show in the first 3
+    truth0, run0 = _memorising_world(seed=9, low=slice(7, 10))
+    det = NoiseDetector(hidden_size=16).fit(run0(noise.symmetric(truth0, 0.3, 3, seed=0)[0]), epochs=3,
+                                            progress=False)
+    truth, run = _memorising_world()
+    given, wrong = noise.symmetric(truth, 0.2, 3, seed=5)
+    dyn = run(given)
+    seen = []
+
+    def train(labels):
+        seen.append(labels)
+        return run(labels)
+    before = metrics.evaluate(det.score(dyn), wrong)["map"]
+    threshold = float(np.quantile(det.score(dyn), 0.9))   # this detector's top tenth: left out as clean examples
+    suspects = det.score(dyn) >= threshold
+    assert det.adapt(dyn, train, num_classes=3, rate=0.2, threshold=threshold, seed=1, epochs=3,
+                     progress=False) is det
+    after = metrics.evaluate(det.score(dyn), wrong)["map"]
+    assert after > 0.95 and after > before + 0.1, (before, after)
+    (labels,) = seen
+    changed = labels != given
+    assert labels.dtype == np.int64 and changed.sum() == round(0.2 * len(given)) and labels.max() < 3
+    assert det.info["adapt"]["changed"] == changed.sum()
+    assert det.info["adapt"]["left_out"] == int((suspects & ~changed).sum()) > 0
+    assert det.info["stages"][-1]["stage"] == "adapt"
+    assert det.info["stages"][-1]["num_sequences"] == len(given) - int((suspects & ~changed).sum())
+
+
+def test_adapt_bad_input():
+    det = NoiseDetector(hidden_size=8).fit(_separable(seed=0), epochs=1, progress=False)
+    truth, run = _memorising_world(N=100)
+    dyn = run(truth)
+    with pytest.raises(RuntimeError, match="trained detector"):
+        NoiseDetector().adapt(dyn, run, num_classes=3)
+    with pytest.raises(TypeError, match="train must be a function"):
+        det.adapt(dyn, "loop.py", num_classes=3)
+    with pytest.raises(ValueError, match="with its labels"):
+        det.adapt(dyn.probs, run, num_classes=3)
+    with pytest.raises(ValueError, match="rate must be in"):
+        det.adapt(dyn, run, num_classes=3, rate=1.0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        det.adapt(dyn, run, num_classes=2)
+    with pytest.raises(TypeError, match="must return the run's Dynamics"):
+        det.adapt(dyn, lambda y: y, num_classes=3, progress=False)
+    with pytest.raises(ValueError, match="of 50 samples, expected 100"):
+        det.adapt(dyn, lambda y: run(y).subset(np.arange(50)), num_classes=3, progress=False)
+    with pytest.raises(ValueError, match="train on the labels it is given"):
+        det.adapt(dyn, lambda y: run(truth), num_classes=3, progress=False)
+    with pytest.raises(ValueError, match="raise the threshold"):
+        det.adapt(dyn, run, num_classes=3, threshold=0.0, progress=False)

@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import pickle
+from pathlib import Path
 import tarfile
 import urllib.request
 
@@ -617,3 +618,16 @@ def test_letter_and_satellite_real():
     sat = [data.load("satellite", s) for s in ("train", "test")]
     assert sum(len(s) for s in sat) == 6435 and sat[0].num_classes == 6
     assert int(sat[0].images.min()) >= 27 and int(sat[0].images.max()) <= 157
+
+
+def test_mlbench_found_from_a_subfolder_of_the_checkout(tmp_path, monkeypatch):
+    # notebooks run in <repo>/notebooks; scripts/get_data.sh writes <repo>/data/mlbench
+    monkeypatch.delenv("MISLABEL_DATA", raising=False)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "data" / "mlbench").mkdir(parents=True)
+    (tmp_path / "data" / "mlbench" / "DNA.rda").write_bytes(b"")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert data.mlbench_folder(name="dna").resolve() == (tmp_path / "data" / "mlbench").resolve()
+    monkeypatch.chdir(tmp_path)   # ./data/mlbench and the checkout's are one folder: listed once
+    assert data._local_data_dirs() == [Path("data")]

@@ -31,7 +31,8 @@ Where the files are looked for
     neither; split: the customary first 2,000 rows / last 1,186), read from
     the ``LetterRecognition.rda``, ``Satellite.rda`` and ``DNA.rda`` files of
     the R package mlbench in the first of: ``root`` (when given, only there),
-    ``$MISLABEL_DATA/mlbench``, ``./data/mlbench``,
+    ``$MISLABEL_DATA/mlbench``, ``./data/mlbench``, ``data/mlbench`` of the
+    repository checkout around the working directory,
     ``/usr/lib/R/site-library/mlbench/data`` (Debian package
     ``r-cran-mlbench``). ``scripts/get_data.sh`` extracts the files from
     that Debian package into ``./data/mlbench`` without installing R. They are
@@ -391,8 +392,19 @@ def _fmnist_candidates(root) -> list[Path]:
     env = os.environ.get("MISLABEL_DATA")
     if env:
         out += [Path(env).expanduser() / "fashion-mnist", Path(env).expanduser()]
-    out += [Path("data") / "fashion-mnist", _FMNIST_SYSTEM_DIR]
+    out += [folder / "fashion-mnist" for folder in _local_data_dirs()] + [_FMNIST_SYSTEM_DIR]
     return out
+
+
+def _local_data_dirs() -> list[Path]:
+    """``./data``, then the ``data`` folder of the repository checkout that holds the working directory
+    (where ``scripts/get_data.sh`` puts files), so that notebooks running in ``notebooks/`` find them."""
+    from .report import repo_root
+    dirs = [Path("data")]
+    repo = repo_root() / "data"
+    if repo.resolve() != Path("data").resolve():
+        dirs.append(repo)
+    return dirs
 
 
 def fashion_mnist_folder(root: str | os.PathLike | None = None) -> Path | None:
@@ -526,7 +538,8 @@ def mlbench_folder(root: str | os.PathLike | None = None, name: str = "letter") 
     ----------
     root : path-like, optional
         Look only in ``root`` and ``root/mlbench``. Without it, look in
-        ``$MISLABEL_DATA/mlbench``, ``./data/mlbench`` and
+        ``$MISLABEL_DATA/mlbench``, ``./data/mlbench``, ``data/mlbench`` in the
+        repository checkout around the working directory and
         ``/usr/lib/R/site-library/mlbench/data``, in that order.
     name : {"letter", "satellite", "dna"}
     """
@@ -538,7 +551,7 @@ def mlbench_folder(root: str | os.PathLike | None = None, name: str = "letter") 
         env = os.environ.get("MISLABEL_DATA")
         if env:
             cands.append(Path(env).expanduser() / "mlbench")
-        cands += [Path("data") / "mlbench", _MLBENCH_SYSTEM_DIR]
+        cands += [folder / "mlbench" for folder in _local_data_dirs()] + [_MLBENCH_SYSTEM_DIR]
     return next((c for c in cands if (c / fname).is_file()), None)
 
 
@@ -566,7 +579,8 @@ def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, 
     folder = mlbench_folder(root, name)
     if folder is None:
         where = f"{root} and {root}/mlbench" if root is not None else (
-            "$MISLABEL_DATA/mlbench, ./data/mlbench, " + str(_MLBENCH_SYSTEM_DIR))
+            "$MISLABEL_DATA/mlbench, " + ", ".join(str(d / "mlbench") for d in _local_data_dirs()) + ", "
+            + str(_MLBENCH_SYSTEM_DIR))
         raise FileNotFoundError(
             f"{name}: {fname} not found (looked in {where}). Run 'bash scripts/get_data.sh', which extracts it "
             "from the Debian package r-cran-mlbench into ./data/mlbench (apt-get download r-cran-mlbench && "

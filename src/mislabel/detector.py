@@ -84,6 +84,7 @@ from sklearn.metrics import average_precision_score
 from tqdm.auto import tqdm
 
 from . import fast_lstm as _fast
+from . import noise as _noise
 from ._utils import atomic_path, flush_denormal, resolve_device, set_seed
 from .dynamics import Dynamics
 
@@ -431,10 +432,99 @@ class NoiseDetector:
             raise RuntimeError("fine_tune() needs a trained detector; call fit() or load() first")
         self._check_train_args(epochs, val_fraction)
         x, y = self._collect(dynamics, is_flipped)
+        self._continue(x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, "fine_tune", workers)
+        return self
+
+    def _continue(self, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, stage,
+                  workers) -> None:
         for i, net in enumerate(self.nets):   # member i continues with seed + i, as in fit
             set_seed(seed + i)
             self._train(net, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed + i, progress,
-                        stage="fine_tune", workers=workers, member=i)
+                        stage=stage, workers=workers, member=i)
+
+    def adapt(self, dynamics, train, *, num_classes: int, rate: float = 0.2, threshold: float = 0.5,
+              seed: int = 0, epochs: int = 5, lr: float = 0.003, batch_size: int = 64, weight_decay: float = 0.01,
+              val_fraction: float = 0.1, progress: bool = True, workers: int | None = None) -> "NoiseDetector":
+        """Fine-tune on one more training run of your own data, with noise added where it is known.
+
+        For data unlike anything the detector was trained on. ``train`` is your own
+        training loop: it is called once, on a copy of the given labels in which a
+        share ``rate`` has been changed to a uniformly drawn other class (symmetric
+        noise, seed ``seed``), and returns that run's dynamics. The detector is then
+        fine-tuned (:meth:`fine_tune`) to tell the changed labels from the others. The
+        given labels have errors of their own, which that run presents as clean: the
+        samples this detector already suspects in ``dynamics`` (score >= ``threshold``)
+        are therefore left out of the clean class, so that it is not taught that its
+        own finds are clean. Score ``dynamics`` with the adapted detector afterwards.
+
+        Cost: one training run, against K for cross-validated methods such as
+        cleanlab. It helps most where the classifier memorises the given labels
+        early, so that AUM is weak too; measured in the book's chapter "Find label
+        errors in your own training loop" on StatLog DNA. Without the left-out
+        suspects, adapting to symmetric noise cost 0.03 to 0.3 mAP on data with
+        asymmetric errors (digits and UCI letter, in our tests).
+
+        Parameters
+        ----------
+        dynamics : Dynamics
+            Your run on the given labels; must carry ``labels`` (``DynamicsRecorder.result()`` does).
+        train : callable
+            ``train(labels)`` with ``labels`` an ndarray of shape (N,), int64, in sample order; trains the
+            same model the same way on those labels and returns its :class:`~mislabel.dynamics.Dynamics`
+            (N samples, any number of epochs).
+        num_classes : int
+            Number of classes C; labels are in ``[0, C)``.
+        rate : float
+            Share of labels changed for the extra run, in (0, 1).
+        threshold : float
+            Samples of ``dynamics`` scored at least this high are not used as clean examples.
+        seed : int
+            Seed of the added noise and of the fine-tuning.
+        epochs, lr, batch_size, weight_decay, val_fraction, progress, workers
+            As in :meth:`fine_tune`.
+
+        Returns
+        -------
+        NoiseDetector
+            ``self``, fine-tuned; ``info["adapt"]`` records the settings and how many samples were left out.
+        """
+        if self.seq_len is None:
+            raise RuntimeError("adapt() needs a trained detector; call fit(), load() or pretrained() first")
+        self._check_train_args(epochs, val_fraction)
+        if not callable(train):
+            raise TypeError(f"train must be a function train(labels) -> Dynamics, got {type(train).__name__}")
+        if not isinstance(dynamics, Dynamics) or dynamics.labels is None:
+            raise ValueError("adapt() needs the Dynamics of your run with its labels (DynamicsRecorder.result())")
+        if not 0.0 < rate < 1.0:
+            raise ValueError(f"rate must be in (0, 1), got {rate}")
+        labels = np.asarray(dynamics.labels, dtype=np.int64)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(f"labels must lie in [0, {num_classes}); got values from {labels.min()} to "
+                             f"{labels.max()}: pass the number of classes of your data")
+        suspect = self.score(dynamics) >= threshold
+        extra, changed = _noise.symmetric(labels, rate, num_classes, seed=seed)
+        run = train(extra.copy())
+        if not isinstance(run, Dynamics):
+            raise TypeError(f"train(labels) must return the run's Dynamics (DynamicsRecorder.result()), "
+                            f"got {type(run).__name__}")
+        if run.num_samples != len(labels):
+            raise ValueError(f"train(labels) returned dynamics of {run.num_samples} samples, expected "
+                             f"{len(labels)} (one per label, in the same order)")
+        if run.labels is not None and not np.array_equal(np.asarray(run.labels), extra):
+            raise ValueError("train(labels) must train on the labels it is given: the returned dynamics carry "
+                             "other labels")
+        x, y = self._collect(run, changed)
+        keep = changed | ~suspect
+        if keep.sum() == changed.sum():
+            raise ValueError(f"every unchanged sample scores >= threshold={threshold}, so none is left as a clean "
+                             "example: raise the threshold")
+        self._continue(x[keep], y[keep], epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
+                       "adapt", workers)
+        self.info["adapt"] = {"rate": float(rate), "threshold": float(threshold), "seed": int(seed),
+                              "changed": int(changed.sum()), "left_out": int((~keep).sum()),
+                              "num_samples": int(len(labels))}
         return self
 
     @staticmethod

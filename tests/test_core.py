@@ -720,5 +720,5 @@ def test_adapt_bad_input():
         det.adapt(dyn, lambda y: run(y).subset(np.arange(50)), num_classes=3, progress=False)
     with pytest.raises(ValueError, match="train on the labels it is given"):
         det.adapt(dyn, lambda y: run(truth), num_classes=3, progress=False)
-    with pytest.raises(ValueError, match="raise the threshold"):
-        det.adapt(dyn, run, num_classes=3, threshold=0.0, progress=False)
+    with pytest.raises(ValueError, match="raise the threshold"):   # said before the extra run, not after
+        det.adapt(dyn, lambda y: pytest.fail("trained anyway"), num_classes=3, threshold=0.0, progress=False)

@@ -451,7 +451,7 @@ class NoiseDetector:
         training loop: it is called once, on a copy of the given labels in which a
         share ``rate`` has been changed to a uniformly drawn other class (symmetric
         noise, seed ``seed``), and returns that run's dynamics. The detector is then
-        fine-tuned (:meth:`fine_tune`) to tell the changed labels from the others. The
+        fine-tuned (as :meth:`fine_tune`) to tell the changed labels from the others. The
         given labels have errors of their own, which that run presents as clean: the
         samples this detector already suspects in ``dynamics`` (score >= ``threshold``)
         are therefore left out of the clean class, so that it is not taught that its
@@ -503,8 +503,11 @@ class NoiseDetector:
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(f"labels must lie in [0, {num_classes}); got values from {labels.min()} to "
                              f"{labels.max()}: pass the number of classes of your data")
-        suspect = self.score(dynamics) >= threshold
         extra, changed = _noise.symmetric(labels, rate, num_classes, seed=seed)
+        keep = changed | (self.score(dynamics) < threshold)
+        if keep.sum() == changed.sum():
+            raise ValueError(f"every unchanged sample scores >= threshold={threshold}, so none is left as a clean "
+                             "example: raise the threshold")
         run = train(extra.copy())
         if not isinstance(run, Dynamics):
             raise TypeError(f"train(labels) must return the run's Dynamics (DynamicsRecorder.result()), "
@@ -516,10 +519,6 @@ class NoiseDetector:
             raise ValueError("train(labels) must train on the labels it is given: the returned dynamics carry "
                              "other labels")
         x, y = self._collect(run, changed)
-        keep = changed | ~suspect
-        if keep.sum() == changed.sum():
-            raise ValueError(f"every unchanged sample scores >= threshold={threshold}, so none is left as a clean "
-                             "example: raise the threshold")
         self._continue(x[keep], y[keep], epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
                        "adapt", workers)
         self.info["adapt"] = {"rate": float(rate), "threshold": float(threshold), "seed": int(seed),
@@ -553,7 +552,7 @@ class NoiseDetector:
         gen = torch.Generator().manual_seed(int(seed))
         hist = {"epoch": [], "train_loss": [], "val_ap": []}
         best_state, best_ap, best_epoch = None, -1.0, 0
-        if stage == "fine_tune" and val_mask.any():
+        if stage in ("fine_tune", "adapt") and val_mask.any():   # the starting weights compete too
             best_ap = self._val_ap(xt, y, val_mask, net)
             best_state = copy.deepcopy(net.state_dict())
         workers = resolve_workers(workers, self.device)

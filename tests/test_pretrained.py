@@ -1,4 +1,5 @@
 """The shipped detector: loads with weights_only=True and scores exactly like an independent reference."""
+import copy
 import io
 import json
 from pathlib import Path
@@ -139,8 +140,10 @@ def test_model_card_numbers_present_and_meet_the_bar():
     assert card["config"]["seq_len"] == mislabel.NoiseDetector.pretrained().seq_len
     assert card["held_out"], "held-out evaluation missing from the model card"
     for row in card["held_out"]:
-        for method in ("detector", "aum", "cleanlab_cv5"):
+        for method in ("detector", "aum", "cleanlab_cv5", "adapted"):
             assert 0 <= row[method]["map"] <= 1
+        assert len(row["draws"]) == card["held_out_draws"]
+        assert all(0 <= d["adapt_left_out"] < row["n"] for d in row["draws"])
         assert len(row.get("members", [])) == (card["config"]["members"] if card["config"].get("members", 1) > 1 else 0)
     assert card["length_study"]
 
@@ -251,3 +254,33 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     card4 = json.loads((out / "detector.json").read_text())
     assert card4["held_out"] == card3["held_out"] and card4["in_domain"] == card3["in_domain"]
     assert card4["length_study"] == card3["length_study"] and card4["evaluated_datasets"] == ["dna"]
+
+    # every held-out row also scores the detector adapted to that draw with one extra run (NoiseDetector.adapt)
+    for r in card4["held_out"]:
+        assert 0.0 < r["adapted"]["map"] <= 1.0
+        for d in r["draws"]:
+            assert 0.0 < d["adapted"]["map"] <= 1.0 and 0 <= d["adapt_left_out"] < r["n"]
+    # --adapt-only adds that column to a card without it, on the card's own draws, and changes nothing else
+    bare = copy.deepcopy(card4)
+    for r in bare["held_out"]:
+        del r["adapted"]
+        for d in r["draws"]:
+            del d["adapted"], d["adapt_left_out"]
+    (out / "detector.json").write_text(json.dumps(bare))
+    assert run("--adapt-only", "--evaluate-only").returncode == 2
+    wrong_draws = run("--adapt-only", "--draws", "2")
+    assert wrong_draws.returncode == 2 and "pass --draws 1" in wrong_draws.stderr
+    weights4 = (out / "detector.pt").read_bytes()
+    adapt = run("--adapt-only")
+    assert adapt.returncode == 0, adapt.stderr[-2000:]
+    card5 = json.loads((out / "detector.json").read_text())
+    assert card5["held_out"] == card4["held_out"] and card5["adapted_datasets"] == ["digits"]
+    assert {k: v for k, v in card5.items() if k not in ("held_out", "adapt_seconds", "adapted_datasets")} == \
+        {k: v for k, v in bare.items() if k != "held_out"}
+    assert (out / "detector.pt").read_bytes() == weights4
+    # draws that are not the card's (here: a card whose numbers were changed) are refused, the card left as it was
+    bare["held_out"][0]["draws"][0]["detector"]["map"] -= 0.01
+    (out / "detector.json").write_text(json.dumps(bare))
+    stale = run("--adapt-only")
+    assert stale.returncode == 1 and "differ from the card's" in stale.stderr
+    assert json.loads((out / "detector.json").read_text()) == bare

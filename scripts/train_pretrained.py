@@ -1,6 +1,6 @@
 """Regenerate the shipped detector and its model-card measurements.
 
-    .venv/bin/python scripts/train_pretrained.py            # ~70 min on 2 CPU cores (3,222 s measured, + ~15 min adapted column)
+    .venv/bin/python scripts/train_pretrained.py            # ~1 h on 2 CPU cores (3,222 s before the adapted column)
 
 Writes ``src/mislabel/weights/detector.pt`` and ``detector.json`` (training
 recipe, held-out quality vs AUM and cleanlab, of the ensemble and of each of

@@ -37,7 +37,9 @@ def test_train_detect_evaluate(run_dir, capsys):
     assert len(rows) == 600 and list(rows[0]) == ["rank", "index", "given_label", "score"]
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
-    capsys.readouterr()
+    # how many samples the detector flags, counted from the ranking it wrote
+    flagged = sum(s >= 0.5 for s in scores)
+    assert f"{flagged} samples ({flagged / 600:.1%}) score 0.5 or more" in capsys.readouterr().out
     assert main(["evaluate", "--scores", str(x.parent / "scores.csv"), "--dynamics", str(x / "dynamics.npz")]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["k"] == 180 and res["map"] > 0.3  # better than the 0.3 of a random ranking

@@ -66,6 +66,10 @@ def _detect(a) -> None:
             for r, i in enumerate(order[: a.top] if a.top else order, start=1):
                 w.writerow([r, int(i), int(dyn.labels[i]), f"{scores[i]:.6f}"])
     print(f"wrote {a.out}  ({len(order)} samples ranked; top score {scores[order[0]]:.4f} at index {order[0]})")
+    flagged = int((scores >= 0.5).sum())
+    print(f"{flagged} samples ({flagged / len(scores):.1%}) score 0.5 or more. Far fewer than the share of wrong "
+          "labels you expect suggests the detector is unsure of data like yours: NoiseDetector.adapt fine-tunes it "
+          "with one more run of your training loop (see the README).")
 
 
 def _evaluate(a) -> None:

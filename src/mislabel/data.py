@@ -604,15 +604,15 @@ def _load_mlbench(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, 
         if feats.shape[1] != expected or (labels < 0).any() or not np.isfinite(feats).all():
             raise ValueError(f"{path} does not look like the mlbench {obj_name} data set "
                              f"({feats.shape[1]} feature columns, expected {expected}); fetch the file again")
-        bits = np.isin(feats, (0.0, 1.0)) if name == "dna" else None
-        if bits is not None and not bits.all():
-            odd = np.unique(feats[~bits])[:3].tolist()
-            raise ValueError(f"{path} does not look like the mlbench DNA data set (its features are 0/1 "
-                             f"indicators, found {odd}); fetch the file again")
         if name == "letter":   # integer features 0-15 -> 0-255, as a (1, 4, 4) "image"
             images = np.rint(feats * 17).clip(0, 255).astype(np.uint8).reshape(-1, 1, 4, 4)
             is_test = np.arange(len(labels)) >= 16000   # the data set's customary split
         elif name == "dna":    # 60 nucleotides x 3 indicator bits -> 180 channels of a 1x1 "image", 0 or 255
+            bits = np.isin(feats, (0.0, 1.0))
+            if not bits.all():
+                odd = np.unique(feats[~bits])[:3].tolist()
+                raise ValueError(f"{path} does not look like the mlbench DNA data set (its features are 0/1 "
+                                 f"indicators, found {odd}); fetch the file again")
             images = (feats * 255).astype(np.uint8).reshape(-1, expected, 1, 1)
             is_test = np.arange(len(labels)) >= _DNA_TRAIN_ROWS
         else:                  # rows hold 3x3 pixels x 4 bands, pixel by pixel -> (4 bands, 3, 3)

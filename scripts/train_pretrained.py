@@ -38,12 +38,24 @@ recomputed), so the kept rows are what a full run gives.
 Every held-out row also scores the shipped detector *adapted* to that draw
 (``NoiseDetector.adapt`` with its defaults: one extra run of the same plain
 loop on the draw's labels with 20% more changed, seeds 1000 + the draw's).
-``--adapt-only`` adds or refreshes only that column of an existing card; it
-records the card's draws again and stops, leaving the card as it was, if the
-shipped detector or AUM scores them differently from the card (other library,
-torch or machine: then run ``--evaluate-only``):
+``--rescore-only`` is for a change in how the shipped weights score (such as
+the memorisation guard, ``mislabel.pretrained.MEMORISATION_GUARD``), not in the
+weights. It records the card's draws again and re-measures everything the
+shipped detector's scores decide: the detector and each member, the adapted
+detector, the length study and the in-domain rows' shipped column. It keeps
+cleanlab's column and the in-domain and fine-tuned detectors' columns, which do
+not read the shipped detector's scores (fine-tuning switches the guard off). It
+stops, leaving the card as it was, if AUM scores a draw differently from the
+card (other library, torch or machine: then run ``--evaluate-only``):
 
-    .venv/bin/python scripts/train_pretrained.py --adapt-only
+    .venv/bin/python scripts/train_pretrained.py --rescore-only
+
+The shipped detector scores with the memorisation guard (``mislabel.detector``);
+each held-out draw also records its mAP on the whole run (``whole_run``) and how
+many epochs the guard scored. The guard's constants were chosen on the card's
+draws (seeds 0 .. draws - 1), so every mode that measures the held-out table
+also checks the guard on fresh draws of the same settings (seeds draws ..
+2 draws - 1, without cleanlab or adapt): the card's ``guard_check``.
 """
 from __future__ import annotations
 
@@ -150,7 +162,9 @@ def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, sub
     C = ds.num_classes
     row = {"dataset": f"{dataset}/{split}", "n": len(noisy), "classes": C, "noise": noise, "rate": rate, "model": model,
            "epochs": epochs, "detector": metrics.evaluate(det.score(dyn), flipped),
-           "aum": metrics.evaluate(baselines.aum(dyn), flipped)}
+           "aum": metrics.evaluate(baselines.aum(dyn), flipped), "scored_epochs": det.scored_epochs(dyn)}
+    if det.config.get("memorisation_guard"):   # what the guard changed: the same detector on the whole run
+        row["whole_run"] = metrics.evaluate(det.score(dyn, memorisation_guard=False), flipped)
     if len(det.nets) > 1:   # each member of the ensemble on its own: how much one detector's seed matters
         row["members"] = [metrics.evaluate(s, flipped) for s in det.member_scores(dyn)]
     if with_cleanlab:
@@ -162,6 +176,29 @@ def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, sub
     return row, dyn, flipped
 
 
+def guard_check(det, draws: int, *, dataset, split, subset, model, epochs, lr, rates) -> list[dict]:
+    """The memorisation guard on fresh draws of one held-out data set: seeds ``draws .. 2 * draws - 1`` (the card's
+    held-out rows use 0 .. draws - 1, on which the guard's constants were chosen). Per noise setting, the mean mAP
+    of the shipped detector with the guard and on the whole run, AUM's, and each draw's epochs scored."""
+    rows = []
+    for noise in ("symmetric", "asymmetric"):
+        for rate in rates:
+            per = []
+            for seed in range(draws, 2 * draws):
+                flipped, dyn = _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset)[2:]
+                per.append({"seed": seed, "guarded": metrics.evaluate(det.score(dyn, memorisation_guard=True), flipped),
+                            "whole_run": metrics.evaluate(det.score(dyn, memorisation_guard=False), flipped),
+                            "aum": metrics.evaluate(baselines.aum(dyn), flipped),
+                            "scored_epochs": det.scored_epochs(dyn)})
+            rows.append({"dataset": f"{dataset}/{split}", "noise": noise, "rate": rate, "epochs": epochs,
+                         **{m: mean_metrics([d[m] for d in per]) for m in ("guarded", "whole_run", "aum")},
+                         "draws": per})
+            print(f"guard check {rows[-1]['dataset']:>20} {noise:>10} {rate:.1f}: guarded "
+                  f"{rows[-1]['guarded']['map']:.4f}  whole run {rows[-1]['whole_run']['map']:.4f}  "
+                  f"aum {rows[-1]['aum']['map']:.4f}  epochs scored {[d['scored_epochs'] for d in per]}", flush=True)
+    return rows
+
+
 def mean_metrics(rows: list[dict]) -> dict:
     """Average of metric dicts (same keys) over draws."""
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
@@ -170,10 +207,10 @@ def mean_metrics(rows: list[dict]) -> dict:
 def held_out_draws(det, draws: int, **setting) -> dict:
     """``held_out`` for seeds 0..draws-1; the mean of every method's metrics plus each draw's."""
     per = [held_out(det, seed=seed, **setting)[0] for seed in range(draws)]
-    methods = [m for m in ("detector", "aum", "cleanlab_cv5", "adapted") if m in per[0]]
+    methods = [m for m in ("detector", "whole_run", "aum", "cleanlab_cv5", "adapted") if m in per[0]]
     row = {k: per[0][k] for k in ("dataset", "n", "classes", "noise", "rate", "model", "epochs")}
     row.update({m: mean_metrics([r[m] for r in per]) for m in methods})
-    row["draws"] = [{"seed": seed, **{m: r[m] for m in methods + ["adapt_left_out"] if m in r}}
+    row["draws"] = [{"seed": seed, **{m: r[m] for m in methods + ["adapt_left_out", "scored_epochs"] if m in r}}
                     for seed, r in enumerate(per)]
     if "members" in per[0]:
         row["members"] = [mean_metrics([r["members"][i] for r in per]) for i in range(len(per[0]["members"]))]
@@ -182,18 +219,40 @@ def held_out_draws(det, draws: int, **setting) -> dict:
     return row
 
 
-def with_adapted(old: dict, new: dict) -> dict:
-    """The card's held-out row ``old`` with the adapted detector's numbers of ``new`` (the same setting measured
-    again without cleanlab). The draws must be the card's: the shipped detector and AUM score them as before."""
+#: what the shipped detector's scores decide in a held-out row (``--rescore-only`` measures them again)
+RESCORED = ("detector", "whole_run", "members", "adapted", "adapt_left_out", "scored_epochs")
+
+
+def same_draws(old: dict, new: dict) -> None:
+    """Stop unless AUM scores every draw of ``new`` as the card's row ``old`` says: the same runs."""
     for o, n in zip(old["draws"], new["draws"], strict=True):
-        for key in ("detector", "aum"):
-            if abs(o[key]["map"] - n[key]["map"]) > 1e-9:
-                raise SystemExit(f"{old['dataset']} {old['noise']} {old['rate']} draw {o['seed']}: {key} mAP "
-                                 f"{n[key]['map']:.6f} now, {o[key]['map']:.6f} in the card; the held-out runs "
-                                 "differ from the card's (other library, torch or machine): run --evaluate-only")
-    draws = [{**o, "adapted": n["adapted"], "adapt_left_out": n["adapt_left_out"]}
-             for o, n in zip(old["draws"], new["draws"], strict=True)]
-    return {**old, "adapted": new["adapted"], "draws": draws}
+        if abs(o["aum"]["map"] - n["aum"]["map"]) > 1e-9:
+            raise SystemExit(f"{old['dataset']} {old['noise']} {old['rate']} draw {o['seed']}: AUM mAP "
+                             f"{n['aum']['map']:.6f} now, {o['aum']['map']:.6f} in the card; the held-out runs "
+                             "differ from the card's (other library, torch or machine): run --evaluate-only")
+
+
+def rescored(old: dict, new: dict) -> dict:
+    """The card's held-out row ``old`` with what the shipped detector's scores decide taken from ``new`` (the
+    same setting measured again without cleanlab); cleanlab's numbers stay the card's."""
+    same_draws(old, new)
+    draws = [{**o, **{k: n[k] for k in RESCORED if k in n}} for o, n in zip(old["draws"], new["draws"], strict=True)]
+    return {**old, **{k: new[k] for k in RESCORED if k in new}, "draws": draws}
+
+
+def rescored_in_domain(det, old_rows: list[dict], quick: bool = False) -> list[dict]:
+    """The card's in-domain rows with the shipped detector's column measured again on the same draws."""
+    settings = {s["dataset"]: s for s in (IN_DOMAIN_QUICK if quick else IN_DOMAIN)}
+    rows = []
+    for old in old_rows:
+        s = settings[old["dataset"].split("/")[0]]
+        new = [held_out(det, dataset=s["dataset"], split=s["split"], noise=old["noise"], rate=old["rate"],
+                        model=s["model"], epochs=s["epochs"], lr=s["lr"], seed=d["seed"], subset=s["subset"],
+                        with_cleanlab=False, with_adapt=False)[0] for d in old["draws"]]
+        same_draws(old, {"draws": new})
+        draws = [{**d, "detector": n["detector"]} for d, n in zip(old["draws"], new, strict=True)]
+        rows.append({**old, "detector": mean_metrics([d["detector"] for d in draws]), "draws": draws})
+    return rows
 
 
 #: held-out settings (dataset, split, subset, model, epochs, lr): the Fashion-MNIST *test* split was never used in
@@ -280,6 +339,26 @@ def in_domain_rows(det, draws: int, quick: bool = False, datasets=None) -> list[
             if datasets is None or setting["dataset"] in datasets for row in in_domain(det, draws, **setting)]
 
 
+def length_study(det, quick: bool = False) -> list[dict]:
+    """Quality vs run length (digits, MLP, 30% symmetric), with and without resampling."""
+    rows = []
+    for epochs in (2, 4) if quick else (5, 10, 20, 40, 80):
+        row, dyn, flipped = held_out(det, dataset="digits", split="train", noise="symmetric", rate=0.3,
+                                     model="mlp", epochs=epochs, lr=0.05, with_cleanlab=False, with_adapt=False)
+        raw = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len",
+                                                                   "features", "members", "memorisation_guard")},
+                                     resample=False)
+        for mine, shipped in zip(raw.nets, det.nets):
+            mine.load_state_dict(shipped.state_dict())
+        rows.append({"epochs": epochs, "resampled_map": row["detector"]["map"],
+                     "raw_length_map": metrics.evaluate(raw.score(dyn), flipped)["map"], "aum_map": row["aum"]["map"],
+                     "scored_epochs": det.scored_epochs(dyn)})
+        print(f"length {epochs:>3}: resampled {rows[-1]['resampled_map']:.3f}  "
+              f"raw {rows[-1]['raw_length_map']:.3f}  aum {row['aum']['map']:.3f}  "
+              f"scored epochs {rows[-1]['scored_epochs']}", flush=True)
+    return rows
+
+
 def write_card(path: Path, card: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(card, indent=1))
@@ -295,20 +374,21 @@ def main() -> None:
     ap.add_argument("--evaluate-only", action="store_true",
                     help="keep the weights in --out; recompute every measurement of the model card (held-out "
                          "table, length study, in-domain reference) without training")
-    ap.add_argument("--adapt-only", action="store_true",
-                    help="keep the weights and the card in --out; only (re)compute the held-out rows' adapted "
-                         "detector (NoiseDetector.adapt with one extra run), on the card's own draws")
+    ap.add_argument("--rescore-only", action="store_true",
+                    help="keep the weights, cleanlab's column and the in-domain and fine-tuned detectors in --out; "
+                         "re-measure on the card's own draws what the shipped detector's scores decide (after a "
+                         "change in how it scores, such as MEMORISATION_GUARD)")
     ap.add_argument("--datasets", default=None,
-                    help="with --evaluate-only or --adapt-only: measure only these held-out data sets "
+                    help="with --evaluate-only or --rescore-only: measure only these held-out data sets "
                          "(comma-separated, e.g. dna) and keep the card's other rows and its length study")
     a = ap.parse_args()
     modes = [f for f, on in (("--in-domain-only", a.in_domain_only), ("--evaluate-only", a.evaluate_only),
-                             ("--adapt-only", a.adapt_only)) if on]
+                             ("--rescore-only", a.rescore_only)) if on]
     if len(modes) > 1:
         ap.error(f"{' and '.join(modes)} exclude each other")
     only = None if a.datasets is None else [d.strip() for d in a.datasets.split(",") if d.strip()]
-    if only is not None and not (a.evaluate_only or a.adapt_only):
-        ap.error("--datasets needs --evaluate-only or --adapt-only")
+    if only is not None and not (a.evaluate_only or a.rescore_only):
+        ap.error("--datasets needs --evaluate-only or --rescore-only")
     known = [s[0] for s in HELD_OUT]
     if only is not None and (not only or set(only) - set(known)):
         ap.error(f"--datasets: choose from {', '.join(known)}, got {a.datasets!r}")
@@ -323,12 +403,13 @@ def main() -> None:
             ap.error(f"{modes[0]} needs detector.pt and detector.json in {out}; run without it first")
         old_card = json.loads(card_path.read_text())
         det = mislabel.NoiseDetector.load(out / "detector.pt")
+        det.config["memorisation_guard"] = mislabel.pretrained.MEMORISATION_GUARD   # the recipe's way of scoring
     if a.in_domain_only:
         write_card(card_path, {**old_card, "in_domain": in_domain_rows(det, a.draws, a.quick)})
         print(f"updated the in-domain reference of {card_path} in {time.time() - t0:.0f}s")
         return
-    if a.adapt_only and old_card.get("held_out_draws") != a.draws:
-        ap.error(f"--adapt-only measures the card's own draws: it has {old_card.get('held_out_draws')} per "
+    if a.rescore_only and old_card.get("held_out_draws") != a.draws:
+        ap.error(f"--rescore-only measures the card's own draws: it has {old_card.get('held_out_draws')} per "
                  f"setting, pass --draws {old_card.get('held_out_draws')}")
     if not modes:
         kw = dict(subset=600, recipe=mislabel.pretrained.RECIPE[:3], epochs=1, members=2) if a.quick else {}
@@ -339,19 +420,19 @@ def main() -> None:
 
     settings = [("digits", "train", None, "mlp", 3, 0.05)] if a.quick else HELD_OUT
     settings = [s for s in settings if only is None or s[0] in only]
-    if a.adapt_only:
+    if a.rescore_only:
         old_rows = {(r["dataset"], r["noise"], r["rate"]): r for r in old_card["held_out"]}
     rows, length_rows = [], []
     for dataset, split, subset, model, epochs, lr in settings:
         for noise in ("symmetric", "asymmetric"):
             for rate in ((0.2, 0.4) if not a.quick else (0.3,)):
                 row = held_out_draws(det, a.draws, dataset=dataset, split=split, noise=noise, rate=rate,
-                                     model=model, epochs=epochs, lr=lr, subset=subset, with_cleanlab=not a.adapt_only)
-                if a.adapt_only:
+                                     model=model, epochs=epochs, lr=lr, subset=subset, with_cleanlab=not a.rescore_only)
+                if a.rescore_only:
                     key = (row["dataset"], noise, rate)
                     if key not in old_rows:
                         raise SystemExit(f"the card in {out} has no held-out row {key}: run --evaluate-only")
-                    row = with_adapted(old_rows[key], row)
+                    row = rescored(old_rows[key], row)
                 rows.append(row)
                 print(f"{row['dataset']:>20} {noise:>10} {rate:.1f}  mean of {a.draws}: "
                       f"det {row['detector']['map']:.4f}  aum {row['aum']['map']:.4f}  "
@@ -359,28 +440,31 @@ def main() -> None:
                       "(det - aum per draw: "
                       + " ".join(f"{d['detector']['map'] - d['aum']['map']:+.4f}" for d in row["draws"]) + ")",
                       flush=True)
-    if a.adapt_only:   # the other rows, the length study and the in-domain reference stay as the card has them
+    check = [row for dataset, split, subset, model, epochs, lr in settings
+             for row in guard_check(det, a.draws, dataset=dataset, split=split, subset=subset, model=model,
+                                    epochs=epochs, lr=lr, rates=(0.2, 0.4) if not a.quick else (0.3,))]
+    if only is not None:   # the other data sets' rows stay as the card has them
+        check = [r for r in old_card.get("guard_check", []) if r["dataset"].split("/")[0] not in only] + check
+    if a.rescore_only:   # cleanlab and the in-domain and fine-tuned detectors stay as the card has them
         measured = {(r["dataset"], r["noise"], r["rate"]): r for r in rows}
-        write_card(card_path, {**old_card, "held_out": [measured.get(k, old) for k, old in old_rows.items()],
-                               "adapt_seconds": round(time.time() - t0),
-                               "adapted_datasets": list(dict.fromkeys(k[0].split("/")[0] for k in measured))})
-        print(f"added the adapted detector to {len(measured)} held-out rows of {card_path} in "
-              f"{time.time() - t0:.0f}s")
+        names = list(dict.fromkeys(k[0].split("/")[0] for k in measured))
+        in_rows = [r for r in old_card["in_domain"] if r["dataset"].split("/")[0] not in names]
+        in_rows += rescored_in_domain(det, [r for r in old_card["in_domain"] if r["dataset"].split("/")[0] in names],
+                                      a.quick)
+        order = [(r["dataset"], r["noise"], r["rate"]) for r in old_card["in_domain"]]
+        in_rows.sort(key=lambda r: order.index((r["dataset"], r["noise"], r["rate"])))
+        length_rows = old_card["length_study"] if only is not None else length_study(det, a.quick)
+        det.info["held_out"] = [measured.get(k, old) for k, old in old_rows.items()]
+        det.info["length_study"] = length_rows
+        det.save(out / "detector.pt")   # the same weights; its config now says how the recipe scores
+        kept = {k: v for k, v in old_card.items() if k not in ("adapt_seconds", "adapted_datasets")}   # the former --adapt-only's
+        write_card(card_path, {**kept, "config": det.config, "held_out": det.info["held_out"],
+                               "in_domain": in_rows, "length_study": length_rows, "guard_check": check,
+                               "rescore_seconds": round(time.time() - t0), "rescored_datasets": names})
+        print(f"re-scored {len(measured)} held-out rows of {card_path} in {time.time() - t0:.0f}s")
         return
-    # quality vs run length (digits, MLP, 30% symmetric), with and without resampling; --datasets keeps the card's
-    length_epochs = () if only is not None else (2, 4) if a.quick else (5, 10, 20, 40, 80)
-    for epochs in length_epochs:
-        row, dyn, flipped = held_out(det, dataset="digits", split="train", noise="symmetric", rate=0.3,
-                                     model="mlp", epochs=epochs, lr=0.05, with_cleanlab=False, with_adapt=False)
-        raw = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len",
-                                                                   "features", "members")}, resample=False)
-        for mine, shipped in zip(raw.nets, det.nets):
-            mine.load_state_dict(shipped.state_dict())
-        length_rows.append({"epochs": epochs, "resampled_map": row["detector"]["map"],
-                            "raw_length_map": metrics.evaluate(raw.score(dyn), flipped)["map"],
-                            "aum_map": row["aum"]["map"]})
-        print(f"length {epochs:>3}: resampled {length_rows[-1]['resampled_map']:.3f}  "
-              f"raw {length_rows[-1]['raw_length_map']:.3f}  aum {row['aum']['map']:.3f}")
+    # quality vs run length; --datasets keeps the card's
+    length_rows = [] if only is not None else length_study(det, a.quick)
 
     in_rows = in_domain_rows(det, a.draws, a.quick, only)
     if only is not None:   # the other data sets' rows and the length study stay as the card has them
@@ -399,7 +483,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", **timing,
             "config": det.config, "training": det.info["stages"][0], "member_training": det.info["stages"],
             "training_data": det.info["training_data"],
-            "held_out": rows, "in_domain": in_rows, "length_study": length_rows}
+            "held_out": rows, "in_domain": in_rows, "length_study": length_rows, "guard_check": check}
     write_card(out / "detector.json", card)
     print(f"wrote {out / 'detector.pt'} and detector.json in {time.time() - t0:.0f}s")
 

@@ -100,3 +100,15 @@ def test_detect_dynamics_of_version_0_1(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "runner-up" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_detect_says_when_the_memorisation_guard_scored_early_epochs(tmp_path, capsys):
+    from mislabel.detector import NoiseDetector
+    from test_core import _memorised_world   # toy runs whose classifier learns the wrong labels after epoch 5
+    det = NoiseDetector(hidden_size=16, memorisation_guard=True).fit(
+        [_memorised_world(seed=s, memorise=False)[0] for s in (1, 2)], epochs=6, lr=0.05, progress=False)
+    det.save(tmp_path / "g.pt")
+    _memorised_world(seed=0)[0].save(tmp_path / "dyn.npz")
+    assert main(["detect", "--dynamics", str(tmp_path / "dyn.npz"), "--detector", str(tmp_path / "g.pt"),
+                 "--out", str(tmp_path / "s.csv")]) == 0
+    assert "scored the first 5 of 12 epochs" in capsys.readouterr().out

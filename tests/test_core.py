@@ -722,3 +722,103 @@ def test_adapt_bad_input():
         det.adapt(dyn, lambda y: run(truth), num_classes=3, progress=False)
     with pytest.raises(ValueError, match="raise the threshold"):   # said before the extra run, not after
         det.adapt(dyn, lambda y: pytest.fail("trained anyway"), num_classes=3, threshold=0.0, progress=False)
+
+
+def test_prediction_changes_by_hand():
+    from mislabel.detector import prediction_changes
+    # predicted class: the label where the margin is >= 0, the runner-up elsewhere
+    # sample 0: 0 2 0 0 (2 changes), sample 1: 1 1 1 1, sample 2: 0 1 2 0 (3 changes)
+    margins = np.array([[1, -1, 1, 0], [1, 1, 1, 1], [-1, -1, 1, -1]], dtype=np.float32)
+    runner = np.array([[1, 2, 1, 1], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=np.int32)
+    d = Dynamics(np.full((3, 4), 0.5, np.float32), np.array([0, 1, 2]), margins=margins, runner_up=runner)
+    np.testing.assert_array_equal(prediction_changes(d), [2, 2, 1])
+    with pytest.raises(ValueError, match="margins and runner_up"):
+        prediction_changes(Dynamics(d.probs, d.labels))
+
+
+def _changing(counts, N=100):
+    """Dynamics of N samples (label 0, runner-up 1) whose predictions change for counts[t] samples into
+    epoch t + 2, so that prediction_changes gives back ``counts``."""
+    pred = np.zeros((N, len(counts) + 1), dtype=bool)
+    for t, c in enumerate(counts):
+        pred[:, t + 1] = pred[:, t] ^ (np.arange(N) < c)
+    margins = np.where(pred, -1.0, 1.0).astype(np.float32)
+    return Dynamics(np.full(pred.shape, 0.5, np.float32), np.zeros(N, dtype=np.int64), margins=margins,
+                    runner_up=np.ones(pred.shape, dtype=np.int32))
+
+
+def test_memorisation_onset_by_hand():
+    from mislabel.detector import memorisation_onset, prediction_changes
+    d = _changing([50, 20, 10, 30, 40])
+    np.testing.assert_array_equal(prediction_changes(d), [50, 20, 10, 30, 40])
+    # window 1: the minimum 10 (changes into epoch 4) is followed by a rise of 30 samples >= 2% of 100
+    assert memorisation_onset(d, window=1, min_rise=0.02) == 4
+    assert memorisation_onset(d, window=1, min_rise=0.31) is None     # a rise of 30 is below 31% of 100
+    # window 2: smoothed 50, 35, 15, 20, 35: the minimum is the same epoch; the rise is 20
+    assert memorisation_onset(d, window=2, min_rise=0.2) == 4 and memorisation_onset(d, window=2, min_rise=0.21) is None
+    assert memorisation_onset(_changing([50, 40, 30, 20, 10])) is None   # still learning: no turn
+    assert memorisation_onset(_changing([10, 20, 30])) is None            # a rise with no minimum before it
+    with pytest.raises(ValueError, match="window"):
+        memorisation_onset(d, window=0)
+    with pytest.raises(ValueError, match="min_rise"):
+        memorisation_onset(d, min_rise=0)
+
+
+def test_first_epochs():
+    d = _dyn(N=5, T=6)
+    d.margins = np.arange(30, dtype=np.float32).reshape(5, 6)
+    head = d.first_epochs(4)
+    assert head.num_epochs == 4 and head.num_samples == 5
+    np.testing.assert_array_equal(head.probs, d.probs[:, :4])
+    np.testing.assert_array_equal(head.margins, d.margins[:, :4])
+    np.testing.assert_array_equal(head.labels, d.labels)
+    for bad in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match=r"epochs must be an integer in \[1, 6\]"):
+            d.first_epochs(bad)
+
+
+def _memorised_world(N=600, T=12, C=3, seed=0, memorise=True):
+    """Toy runs with margins and runner-up classes. Wrong labels: never learned, or (``memorise``) learned in
+    epochs 6-8 after 5 low ones, as a classifier that memorises does. Clean samples: half learned at once,
+    the others one by one until epoch 8 (``memorise``: within 3 epochs). Returns (dynamics, wrong)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, C, N)
+    labels, wrong = noise.symmetric(truth, 0.2, C, seed=seed)
+    clean = rng.choice(3, N, p=[.6, .25, .15]) if memorise else rng.choice(8, N, p=[.51] + [.07] * 7)
+    learned = np.where(wrong, rng.integers(5, 8, N) if memorise else T, clean)   # first epoch (from 0) learned
+    known = np.arange(T)[None, :] >= learned[:, None]
+    probs = np.clip(np.where(known, 0.85, 0.15) + rng.normal(0, 0.05, (N, T)), 0, 1).astype(np.float32)
+    runner = np.where(wrong, truth, (labels + 1) % C)[:, None].repeat(T, 1).astype(np.int32)
+    return Dynamics(probs, labels, wrong, margins=np.where(known, 1.0, -1.0).astype(np.float32),
+                    runner_up=runner), wrong
+
+
+def test_memorisation_guard_scores_the_epochs_before_memorisation(tmp_path):
+    # a detector that has only seen wrong labels stay unlearned, on a run that learns them from epoch 6 on
+    det = NoiseDetector(hidden_size=16, memorisation_guard=True).fit(
+        [_memorised_world(seed=s, memorise=False)[0] for s in (1, 2)], epochs=6, lr=0.05, progress=False)
+    dyn, wrong = _memorised_world(seed=0)
+    from mislabel.detector import memorisation_onset
+    assert memorisation_onset(dyn) == 5      # no changes into epochs 4 and 5; wrong labels learned after
+    plain = copy.deepcopy(det)
+    plain.config["memorisation_guard"] = False
+    whole = plain.score(dyn)
+    assert (whole >= 0.5).mean() < 0.05 and plain.scored_epochs(dyn) == 12
+    guarded = det.score(dyn)
+    assert det.scored_epochs(dyn) == 5
+    np.testing.assert_array_equal(guarded, plain.score(dyn.first_epochs(5)))
+    np.testing.assert_array_equal(det.score(dyn, memorisation_guard=False), whole)
+    np.testing.assert_array_equal(plain.score(dyn, memorisation_guard=True), guarded)
+    np.testing.assert_array_equal(det.member_scores(dyn)[0], guarded)
+    assert ((guarded >= 0.5) == wrong).mean() > 0.95      # the early view flags the wrong labels, the whole run none
+    # a run without memorisation is scored whole, as without the guard; so are bare probability arrays
+    clean_run, _ = _memorised_world(seed=3, memorise=False)
+    assert det.scored_epochs(clean_run) == 12
+    np.testing.assert_array_equal(det.score(clean_run), plain.score(clean_run))
+    np.testing.assert_array_equal(det.score(dyn.probs), plain.score(dyn.probs))
+    # stored in checkpoints; fine-tuning switches it off (the detector has then read whole runs of this data)
+    det.save(tmp_path / "g.pt")
+    assert NoiseDetector.load(tmp_path / "g.pt").config["memorisation_guard"] is True
+    assert NoiseDetector.load(tmp_path / "g.pt").scored_epochs(dyn) == 5
+    det.fine_tune(dyn, epochs=1, progress=False)
+    assert det.config["memorisation_guard"] is False and det.scored_epochs(dyn) == 12

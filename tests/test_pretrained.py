@@ -144,8 +144,12 @@ def test_model_card_numbers_present_and_meet_the_bar():
             assert 0 <= row[method]["map"] <= 1
         assert len(row["draws"]) == card["held_out_draws"]
         assert all(0 <= d["adapt_left_out"] < row["n"] for d in row["draws"])
+        assert all(2 <= d["scored_epochs"] <= row["epochs"] for d in row["draws"])
         assert len(row.get("members", [])) == (card["config"]["members"] if card["config"].get("members", 1) > 1 else 0)
     assert card["length_study"]
+    # the card's config is the shipped file's, memorisation guard included
+    assert card["config"] == mislabel.NoiseDetector.pretrained().config
+    assert card["config"]["memorisation_guard"] is mislabel.pretrained.MEMORISATION_GUARD is True
 
 
 def test_cleanlab_and_cross_val_baselines():
@@ -210,6 +214,13 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     for r in card["held_out"]:
         assert len(r["members"]) == 2 and len(r["draws"][0]["members"]) == 2
         assert all(0.0 < m["map"] <= 1.0 for m in r["members"])
+    # the guard is on, and checked on fresh draws (seeds draws .. 2 draws - 1) with and without it
+    assert card["config"]["memorisation_guard"] is True
+    assert all(0.0 < d["whole_run"]["map"] <= 1.0 for r in card["held_out"] for d in r["draws"])
+    assert [(r["noise"], [d["seed"] for d in r["draws"]]) for r in card["guard_check"]] == \
+        [("symmetric", [1]), ("asymmetric", [1])]
+    for r in card["guard_check"]:
+        assert all(0.0 < r[m]["map"] <= 1.0 for m in ("guarded", "whole_run", "aum"))
     # fine-tuning works on a copy: the in-domain rows score the shipped detector as the held-out rows did
     held = {(r["noise"], r["rate"]): r["detector"] for r in card["held_out"]}
     assert all(r["detector"] == held[r["noise"], r["rate"]] for r in card["in_domain"])
@@ -236,7 +247,7 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     after = torch.load(out / "detector.pt", weights_only=True)
     for a, b in zip(before["state_dicts"], after["state_dicts"], strict=True):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    for key in ("held_out", "length_study", "in_domain"):
+    for key in ("held_out", "length_study", "in_domain", "guard_check"):
         assert card3[key] == card2[key], key
     for key in ("seconds", "training", "member_training", "training_data"):
         assert card3[key] == card[key], key
@@ -260,27 +271,46 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
         assert 0.0 < r["adapted"]["map"] <= 1.0
         for d in r["draws"]:
             assert 0.0 < d["adapted"]["map"] <= 1.0 and 0 <= d["adapt_left_out"] < r["n"]
-    # --adapt-only adds that column to a card without it, on the card's own draws, and changes nothing else
-    bare = copy.deepcopy(card4)
-    for r in bare["held_out"]:
+    # --rescore-only re-measures what the shipped detector's scores decide, on the card's own draws, and keeps
+    # cleanlab's column, the in-domain and fine-tuned detectors and the weights
+    stale_scores = copy.deepcopy(card4)
+    for r in stale_scores["held_out"]:
         del r["adapted"]
         for d in r["draws"]:
             del d["adapted"], d["adapt_left_out"]
-    (out / "detector.json").write_text(json.dumps(bare))
-    assert run("--adapt-only", "--evaluate-only").returncode == 2
-    wrong_draws = run("--adapt-only", "--draws", "2")
+            d["detector"]["map"] -= 0.01
+        r["cleanlab_cv5"]["map"] = 0.123   # kept as the card has it
+    for r in stale_scores["in_domain"]:
+        r["detector"]["map"] = r["fine_tuned"]["map"] = 0.5
+    stale_scores["config"]["memorisation_guard"] = False
+    (out / "detector.json").write_text(json.dumps(stale_scores))
+    assert run("--rescore-only", "--evaluate-only").returncode == 2
+    wrong_draws = run("--rescore-only", "--draws", "2")
     assert wrong_draws.returncode == 2 and "pass --draws 1" in wrong_draws.stderr
-    weights4 = (out / "detector.pt").read_bytes()
-    adapt = run("--adapt-only")
-    assert adapt.returncode == 0, adapt.stderr[-2000:]
+    rescore = run("--rescore-only")
+    assert rescore.returncode == 0, rescore.stderr[-2000:]
     card5 = json.loads((out / "detector.json").read_text())
-    assert card5["held_out"] == card4["held_out"] and card5["adapted_datasets"] == ["digits"]
-    assert {k: v for k, v in card5.items() if k not in ("held_out", "adapt_seconds", "adapted_datasets")} == \
-        {k: v for k, v in bare.items() if k != "held_out"}
-    assert (out / "detector.pt").read_bytes() == weights4
-    # draws that are not the card's (here: a card whose numbers were changed) are refused, the card left as it was
-    bare["held_out"][0]["draws"][0]["detector"]["map"] -= 0.01
-    (out / "detector.json").write_text(json.dumps(bare))
-    stale = run("--adapt-only")
+    for new, old in zip(card5["held_out"], card4["held_out"], strict=True):
+        assert new["cleanlab_cv5"]["map"] == 0.123
+        assert {k: new[k] for k in ("detector", "whole_run", "adapted", "members", "aum")} == \
+            {k: old[k] for k in ("detector", "whole_run", "adapted", "members", "aum")}
+        assert all(d["scored_epochs"] == new["epochs"] for d in new["draws"])   # no memorisation in 3 epochs
+    for new, old in zip(card5["in_domain"], card4["in_domain"], strict=True):
+        assert new["detector"] == old["detector"] and new["fine_tuned"]["map"] == 0.5 and new["aum"] == old["aum"]
+    assert card5["length_study"] == card4["length_study"]
+    assert card5["config"]["memorisation_guard"] is True and card5["rescored_datasets"] == ["digits"]
+    assert card5["guard_check"] == card4["guard_check"]
+    assert {k: v for k, v in card5.items() if k not in ("held_out", "in_domain", "length_study", "config",
+                                                       "guard_check", "rescore_seconds", "rescored_datasets")} == \
+        {k: v for k, v in stale_scores.items() if k not in ("held_out", "in_domain", "length_study", "config",
+                                                            "guard_check")}
+    after5 = torch.load(out / "detector.pt", weights_only=True)
+    assert after5["config"]["memorisation_guard"] is True
+    for a, b in zip(before["state_dicts"], after5["state_dicts"], strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # draws that are not the card's (here: a card whose AUM numbers were changed) are refused, the card left as it was
+    stale_scores["held_out"][0]["draws"][0]["aum"]["map"] -= 0.01
+    (out / "detector.json").write_text(json.dumps(stale_scores))
+    stale = run("--rescore-only")
     assert stale.returncode == 1 and "differ from the card's" in stale.stderr
-    assert json.loads((out / "detector.json").read_text()) == bare
+    assert json.loads((out / "detector.json").read_text()) == stale_scores

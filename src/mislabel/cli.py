@@ -66,6 +66,11 @@ def _detect(a) -> None:
             for r, i in enumerate(order[: a.top] if a.top else order, start=1):
                 w.writerow([r, int(i), int(dyn.labels[i]), f"{scores[i]:.6f}"])
     print(f"wrote {a.out}  ({len(order)} samples ranked; top score {scores[order[0]]:.4f} at index {order[0]})")
+    epochs = det.scored_epochs(dyn)
+    if epochs < dyn.num_epochs:
+        print(f"scored the first {epochs} of {dyn.num_epochs} epochs: the predictions settled and then changed "
+              "again as the classifier started to fit wrong labels, and the whole run left the detector unsure "
+              "(the memorisation guard; see the model card)")
     flagged = int((scores >= 0.5).sum())
     print(f"{flagged} samples ({flagged / len(scores):.1%}) score 0.5 or more. Far fewer than the share of wrong "
           "labels you expect suggests the detector is unsure of data like yours: NoiseDetector.adapt fine-tunes it "

@@ -68,6 +68,31 @@ back to (0, 1) by a sigmoid. One member's ranking moves with its seed about as
 much as the gaps between methods on the model card's held-out settings; the
 mean of several moves less (measured in the book's model card). A one-member
 detector scores exactly as before (``softmax`` of its two logits).
+
+Memorisation guard
+------------------
+A classifier that can memorise its training labels (a wide MLP on a small
+tabular set, for example) learns the clean samples within a few epochs and
+then fits the wrong labels too. From then on the flipped samples' dynamics look
+like those of hard clean samples, and a detector that reads the whole run
+misses them, although the first epochs separate them well. The number of
+samples whose predicted class changes from one epoch to the next
+(:func:`prediction_changes`) shows when this starts. It falls while the model
+learns the clean samples, reaches a minimum, and rises again while it fits the
+wrong labels. The early-stopping method *Label Wave* (Yuan, Feng and Liu,
+ICLR 2025) stops training at that minimum; :func:`memorisation_onset` finds it
+in recorded dynamics.
+
+With ``NoiseDetector(memorisation_guard=True)`` (the shipped detector's
+setting), :meth:`NoiseDetector.score` scores both the whole run and the epochs
+up to the onset. It keeps the early view only when the whole run gives far
+fewer samples a score of 0.5 or more: at least ``GUARD_RATIO`` times fewer.
+This is how the shipped detector behaves on runs unlike its training data,
+where it flags almost nothing (StatLog DNA in the model card). On runs it
+reads well, both views flag about as many samples, and the whole run is
+scored as before. Fine-tuning (:meth:`fine_tune`, :meth:`adapt`) switches the
+guard off: the detector has then seen whole runs of the user's data.
+:meth:`NoiseDetector.scored_epochs` tells which view was used.
 """
 from __future__ import annotations
 
@@ -91,6 +116,76 @@ from .dynamics import Dynamics
 CHECKPOINT_FORMAT = "mislabel-detector"
 #: version 2 stores a list of member weights (ensembles); version 1 files (one ``state_dict``) still load
 CHECKPOINT_VERSION = 2
+
+
+#: moving-average window (epochs) over the prediction-change counts in :func:`memorisation_onset`
+GUARD_WINDOW = 2
+#: least rise after the minimum, as a share of the samples, that counts as memorisation
+GUARD_MIN_RISE = 0.02
+#: the early view is kept when it flags at least this many times as many samples as the whole run
+GUARD_RATIO = 2.0
+
+
+def prediction_changes(dynamics: Dynamics) -> np.ndarray:
+    """How many samples change their predicted class from one epoch to the next.
+
+    The predicted class is the given label where the margin is at least 0 (ties
+    count as given) and the runner-up class elsewhere, as in :func:`pair_confusion`.
+
+    Parameters
+    ----------
+    dynamics : Dynamics
+        With ``margins`` and ``runner_up`` of shape (N, T) (recorded by default).
+
+    Returns
+    -------
+    ndarray of shape (T - 1,), int64
+        Entry t counts the samples whose prediction at epoch t + 2 differs from
+        that at epoch t + 1 (epochs counted from 1).
+    """
+    if not isinstance(dynamics, Dynamics) or dynamics.margins is None or dynamics.runner_up is None:
+        raise ValueError("prediction_changes needs Dynamics with margins and runner_up "
+                         "(record with DynamicsRecorder(margins=True), the default)")
+    pred = np.where(dynamics.margins >= 0, dynamics.labels[:, None], dynamics.runner_up)
+    return (pred[:, 1:] != pred[:, :-1]).sum(0).astype(np.int64)
+
+
+def memorisation_onset(dynamics: Dynamics, *, window: int = GUARD_WINDOW,
+                       min_rise: float = GUARD_MIN_RISE) -> int | None:
+    """Number of epochs before the model starts to fit wrong labels, or None if the run shows no such turn.
+
+    The prediction-change counts (:func:`prediction_changes`) are smoothed by
+    a trailing moving average of ``window`` epochs. The onset is their first
+    local minimum after which they rise again by at least ``min_rise`` times
+    the number of samples. The returned count keeps the epoch of the minimum.
+
+    Parameters
+    ----------
+    dynamics : Dynamics
+        With ``margins`` and ``runner_up``.
+    window : int
+        Moving-average length, at least 1.
+    min_rise : float
+        Least rise after the minimum, as a share of the N samples; must be positive.
+
+    Returns
+    -------
+    int or None
+        In ``2 .. T - 1``.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    if not min_rise > 0:
+        raise ValueError(f"min_rise must be positive, got {min_rise!r}")
+    pc = prediction_changes(dynamics).astype(np.float64)
+    c = np.concatenate([[0.0], np.cumsum(pc)])
+    lo = np.maximum(np.arange(len(pc)) - window + 1, 0)
+    smooth = (c[1:] - c[lo]) / (np.arange(len(pc)) + 1 - lo)
+    for i in range(1, len(smooth) - 1):
+        if smooth[i] <= smooth[i - 1] and smooth[i] < smooth[i + 1]:
+            if smooth[i + 1:].max() - smooth[i] >= min_rise * dynamics.num_samples:
+                return i + 2
+    return None
 
 
 def resample(probs: np.ndarray, length: int) -> np.ndarray:
@@ -282,17 +377,22 @@ class NoiseDetector:
     members : int
         Number of LSTMs averaged in an ensemble (see "Ensembles" in the module docs); 1 = the paper's
         single detector. Training and scoring cost grow in proportion.
+    memorisation_guard : bool
+        Score only the epochs before the classifier starts to memorise wrong labels when the whole run
+        leaves the detector unsure (see "Memorisation guard" in the module docs). Stored in checkpoints.
     """
 
     def __init__(self, hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
-                 resample: bool = True, features: str = "prob", device=None, members: int = 1) -> None:
+                 resample: bool = True, features: str = "prob", device=None, members: int = 1,
+                 memorisation_guard: bool = False) -> None:
         if hidden_size < 1 or num_layers < 1:
             raise ValueError("hidden_size and num_layers must be positive")
         if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
             raise ValueError(f"members must be a positive integer, got {members!r}")
         self.config = {"hidden_size": int(hidden_size), "num_layers": int(num_layers),
                        "seq_len": None if seq_len is None else int(seq_len), "resample": bool(resample),
-                       "features": features, "members": int(members)}
+                       "features": features, "members": int(members),
+                       "memorisation_guard": bool(memorisation_guard)}
         if features not in FEATURES:
             raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
         self.device = resolve_device(device or "cpu")
@@ -427,12 +527,14 @@ class NoiseDetector:
         The epoch-0 weights compete too: fine-tuning never returns a detector
         worse on the validation split than the one it started from. Each member
         of an ensemble is fine-tuned on its own, member ``i`` with seed ``seed + i``.
+        Switches the memorisation guard off (module docs): the detector has then read whole runs of this data.
         """
         if self.seq_len is None:
             raise RuntimeError("fine_tune() needs a trained detector; call fit() or load() first")
         self._check_train_args(epochs, val_fraction)
         x, y = self._collect(dynamics, is_flipped)
         self._continue(x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, "fine_tune", workers)
+        self.config["memorisation_guard"] = False   # it has now read whole runs of this data (module docs)
         return self
 
     def _continue(self, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, stage,
@@ -455,7 +557,8 @@ class NoiseDetector:
         given labels have errors of their own, which that run presents as clean: the
         samples this detector already suspects in ``dynamics`` (score >= ``threshold``)
         are therefore left out of the clean class, so that it is not taught that its
-        own finds are clean. Score ``dynamics`` with the adapted detector afterwards.
+        own finds are clean. Score ``dynamics`` with the adapted detector afterwards; like
+        :meth:`fine_tune`, adapting switches the memorisation guard off.
 
         Cost: one training run, against K for cross-validated methods such as
         cleanlab. It helps most where the classifier memorises the given labels
@@ -524,6 +627,7 @@ class NoiseDetector:
         x, y = self._collect(run, changed)
         self._continue(x[keep], y[keep], epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
                        "adapt", workers)
+        self.config["memorisation_guard"] = False   # it has now read a whole run of this data (module docs)
         self.info["adapt"] = {"rate": float(rate), "threshold": float(threshold), "seed": int(seed),
                               "changed": int(changed.sum()), "left_out": int((~keep).sum()),
                               "num_samples": int(len(labels))}
@@ -630,7 +734,7 @@ class NoiseDetector:
             return net.head(_fast.lstm_last_hidden(net.lstm, xb))
         return net(xb)
 
-    def score(self, dynamics, batch_size: int = 8192) -> np.ndarray:
+    def score(self, dynamics, batch_size: int = 8192, *, memorisation_guard: bool | None = None) -> np.ndarray:
         """Probability that each sample is mislabeled.
 
         Parameters
@@ -638,13 +742,49 @@ class NoiseDetector:
         dynamics : Dynamics or ndarray of shape (N, T), float in [0, 1]
             Any number of epochs T (see "Sequence length" in the module docs).
         batch_size : int
+        memorisation_guard : bool, optional
+            Override the detector's own setting for this call (see "Memorisation guard" in the
+            module docs); False scores the whole run.
 
         Returns
         -------
         ndarray of shape (N,), float32
             In sample order; higher means more likely mislabeled.
         """
-        return self._score_tensor(self._inputs(dynamics), batch_size)
+        return self._view(dynamics, batch_size, memorisation_guard)[1]
+
+    def scored_epochs(self, dynamics, batch_size: int = 8192) -> int:
+        """How many of the run's first epochs :meth:`score` reads: all T, or fewer where the memorisation
+        guard (module docs) keeps the epochs before the onset.
+
+        Parameters
+        ----------
+        dynamics : Dynamics or ndarray of shape (N, T)
+        batch_size : int
+
+        Returns
+        -------
+        int
+        """
+        return self._view(dynamics, batch_size)[0]
+
+    def _view(self, dynamics, batch_size: int = 8192, guard: bool | None = None) -> tuple[int, np.ndarray]:
+        """(epochs read, scores): the whole run, or its epochs before the memorisation onset where the guard
+        (``guard``, default the detector's setting) is on, finds an onset and the early view flags
+        ``GUARD_RATIO`` times as many samples (score >= 0.5)."""
+        full = self._score_tensor(self._inputs(dynamics), batch_size)
+        T = np.shape(dynamics.probs if isinstance(dynamics, Dynamics) else dynamics)[1]
+        guard = self.config.get("memorisation_guard") if guard is None else guard
+        if (not guard or not isinstance(dynamics, Dynamics)
+                or dynamics.margins is None or dynamics.runner_up is None):
+            return T, full
+        onset = memorisation_onset(dynamics)
+        if onset is None:
+            return T, full
+        early = self._score_tensor(self._inputs(dynamics.first_epochs(onset)), batch_size)
+        if (early >= 0.5).mean() >= GUARD_RATIO * max((full >= 0.5).mean(), 1.0 / len(full)):
+            return onset, early
+        return T, full
 
     def member_scores(self, dynamics, batch_size: int = 8192) -> np.ndarray:
         """Each member's own score (what ``member(i).score`` gives), computing the input channels once.
@@ -658,6 +798,9 @@ class NoiseDetector:
         -------
         ndarray of shape (members, N), float32
         """
+        epochs = self.scored_epochs(dynamics, batch_size) if self.config.get("memorisation_guard") else None
+        if epochs is not None and epochs < dynamics.num_epochs:   # the view score() reads
+            dynamics = dynamics.first_epochs(epochs)
         x = self._inputs(dynamics)
         return np.stack([self._score_tensor(x, batch_size, nets=[net]) for net in self.nets])
 
@@ -714,7 +857,8 @@ class NoiseDetector:
                              f"({len(states)} member weights for members={cfg.get('members', 1)})")
         try:
             det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"],
-                      cfg.get("features", "prob"), device=device, members=len(states))
+                      cfg.get("features", "prob"), device=device, members=len(states),
+                      memorisation_guard=cfg.get("memorisation_guard", False))
             for net, state in zip(det.nets, states):
                 net.load_state_dict(state)
                 net.eval()

@@ -194,6 +194,20 @@ class Dynamics:
         return Dynamics(self.probs[idx], self.labels[idx], take(self.is_flipped), take(self.margins),
                         take(self.full), dict(self.meta), take(self.runner_up))
 
+    def first_epochs(self, epochs: int) -> "Dynamics":
+        """The first ``epochs`` epochs of the run as a new :class:`Dynamics` (all samples).
+
+        Parameters
+        ----------
+        epochs : int
+            In ``1 .. num_epochs``.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or not 1 <= epochs <= self.num_epochs:
+            raise ValueError(f"epochs must be an integer in [1, {self.num_epochs}], got {epochs!r}")
+        cut = lambda a: None if a is None else a[:, :epochs]  # noqa: E731
+        return Dynamics(self.probs[:, :epochs], self.labels, self.is_flipped, cut(self.margins), cut(self.full),
+                        dict(self.meta), cut(self.runner_up))
+
     def save(self, path) -> Path:
         """Write a versioned ``.npz`` atomically (a failed write leaves nothing behind)."""
         path = Path(path)

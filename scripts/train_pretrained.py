@@ -420,12 +420,13 @@ def main() -> None:
 
     settings = [("digits", "train", None, "mlp", 3, 0.05)] if a.quick else HELD_OUT
     settings = [s for s in settings if only is None or s[0] in only]
+    rates = (0.3,) if a.quick else (0.2, 0.4)
     if a.rescore_only:
         old_rows = {(r["dataset"], r["noise"], r["rate"]): r for r in old_card["held_out"]}
     rows, length_rows = [], []
     for dataset, split, subset, model, epochs, lr in settings:
         for noise in ("symmetric", "asymmetric"):
-            for rate in ((0.2, 0.4) if not a.quick else (0.3,)):
+            for rate in rates:
                 row = held_out_draws(det, a.draws, dataset=dataset, split=split, noise=noise, rate=rate,
                                      model=model, epochs=epochs, lr=lr, subset=subset, with_cleanlab=not a.rescore_only)
                 if a.rescore_only:
@@ -442,7 +443,7 @@ def main() -> None:
                       flush=True)
     check = [row for dataset, split, subset, model, epochs, lr in settings
              for row in guard_check(det, a.draws, dataset=dataset, split=split, subset=subset, model=model,
-                                    epochs=epochs, lr=lr, rates=(0.2, 0.4) if not a.quick else (0.3,))]
+                                    epochs=epochs, lr=lr, rates=rates)]
     if only is not None:   # the other data sets' rows stay as the card has them
         check = [r for r in old_card.get("guard_check", []) if r["dataset"].split("/")[0] not in only] + check
     if a.rescore_only:   # cleanlab and the in-domain and fine-tuned detectors stay as the card has them

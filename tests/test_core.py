@@ -816,6 +816,7 @@ def test_memorisation_guard_scores_the_epochs_before_memorisation(tmp_path):
     assert det.scored_epochs(clean_run) == 12
     np.testing.assert_array_equal(det.score(clean_run), plain.score(clean_run))
     np.testing.assert_array_equal(det.score(dyn.probs), plain.score(dyn.probs))
+    np.testing.assert_array_equal(det.member_scores(dyn.probs), plain.member_scores(dyn.probs))
     # stored in checkpoints; fine-tuning switches it off (the detector has then read whole runs of this data)
     det.save(tmp_path / "g.pt")
     assert NoiseDetector.load(tmp_path / "g.pt").config["memorisation_guard"] is True

@@ -798,9 +798,10 @@ class NoiseDetector:
         -------
         ndarray of shape (members, N), float32
         """
-        epochs = self.scored_epochs(dynamics, batch_size) if self.config.get("memorisation_guard") else None
-        if epochs is not None and epochs < dynamics.num_epochs:   # the view score() reads
-            dynamics = dynamics.first_epochs(epochs)
+        if self.config.get("memorisation_guard") and isinstance(dynamics, Dynamics):   # the view score() reads
+            epochs = self.scored_epochs(dynamics, batch_size)
+            if epochs < dynamics.num_epochs:
+                dynamics = dynamics.first_epochs(epochs)
         x = self._inputs(dynamics)
         return np.stack([self._score_tensor(x, batch_size, nets=[net]) for net in self.nets])
 

@@ -57,7 +57,7 @@ def _detect(a) -> None:
     from .detector import NoiseDetector
     dyn = _load_dyn(a.dynamics)
     det = NoiseDetector.load(a.detector) if a.detector else NoiseDetector.pretrained()
-    scores = det.score(dyn)
+    epochs, scores = det._view(dyn)   # the scores and how many epochs they read, in one pass
     order = np.argsort(-scores, kind="stable")
     with atomic_path(a.out) as tmp:
         with open(tmp, "w", newline="") as fh:
@@ -66,7 +66,6 @@ def _detect(a) -> None:
             for r, i in enumerate(order[: a.top] if a.top else order, start=1):
                 w.writerow([r, int(i), int(dyn.labels[i]), f"{scores[i]:.6f}"])
     print(f"wrote {a.out}  ({len(order)} samples ranked; top score {scores[order[0]]:.4f} at index {order[0]})")
-    epochs = det.scored_epochs(dyn)
     if epochs < dyn.num_epochs:
         print(f"scored the first {epochs} of {dyn.num_epochs} epochs: the predictions settled and then changed "
               "again as the classifier started to fit wrong labels, and the whole run left the detector unsure "

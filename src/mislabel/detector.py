@@ -534,7 +534,6 @@ class NoiseDetector:
         self._check_train_args(epochs, val_fraction)
         x, y = self._collect(dynamics, is_flipped)
         self._continue(x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, "fine_tune", workers)
-        self.config["memorisation_guard"] = False   # it has now read whole runs of this data (module docs)
         return self
 
     def _continue(self, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, stage,
@@ -543,6 +542,7 @@ class NoiseDetector:
             set_seed(seed + i)
             self._train(net, x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed + i, progress,
                         stage=stage, workers=workers, member=i)
+        self.config["memorisation_guard"] = False   # it has now read whole runs of this data (module docs)
 
     def adapt(self, dynamics, train, *, num_classes: int, rate: float = 0.2, threshold: float = 0.5,
               seed: int = 0, epochs: int = 5, lr: float = 0.003, batch_size: int = 64, weight_decay: float = 0.01,
@@ -627,7 +627,6 @@ class NoiseDetector:
         x, y = self._collect(run, changed)
         self._continue(x[keep], y[keep], epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
                        "adapt", workers)
-        self.config["memorisation_guard"] = False   # it has now read a whole run of this data (module docs)
         self.info["adapt"] = {"rate": float(rate), "threshold": float(threshold), "seed": int(seed),
                               "changed": int(changed.sum()), "left_out": int((~keep).sum()),
                               "num_samples": int(len(labels))}

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from mislabel._utils import cpu_name
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -37,18 +39,9 @@ def setup(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device: str = "cpu") -> dict:
-    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():

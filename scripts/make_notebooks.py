@@ -1326,7 +1326,7 @@ members' log-odds. The section "One detector or three?" below shows why.
 pd.DataFrame({"value": [str(card["config"].get(k, 1)) for k in ("hidden_size", "num_layers", "seq_len", "features",
                                                                "resample", "members")] +
               [sum(p.numel() for net in det.nets for p in net.parameters()), card["library_version"], card["torch"],
-               card["machine"], f"{card['seconds'] / 60:.0f} min"
+               card["machine"] + (f", {card['cpu']}" if "cpu" in card else ""), f"{card['seconds'] / 60:.0f} min"
                + (f" ({', '.join(card['evaluated_datasets'])} measured again with --evaluate-only: "
                   f"{card['evaluate_seconds'] / 60:.0f} min)" if "evaluate_seconds" in card else "")]},
              index=["hidden size", "layers", "sequence length", "features", "resample", "members",
@@ -1393,6 +1393,15 @@ draw, as much as the gaps between the methods, so the table shows the mean
 over draws, and the next one each draw's difference between the detector and
 AUM. "Shipped detector" is the three-member ensemble; its members on their
 own are in the section after next.
+
+These runs repeat bit for bit on the machine that recorded them, not on every
+CPU: where torch's kernels use other vector instructions (AVX2 rather than
+AVX-512, say) float32 sums round differently, and the differences grow over
+the epochs of a run. To see how much that moves the table on your machine,
+`scripts/train_pretrained.py --verify` records the card's draws again, scores
+them with the shipped weights and AUM, and reports each setting's mean mAP
+next to the card's and whether the detector's place against AUM is the same
+(it writes nothing; exit status 1 if a verdict differs).
 '''),
         code('''
 rows = []

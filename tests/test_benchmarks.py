@@ -21,7 +21,7 @@ def test_benchmark_quick(name, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == name and doc["quick"] is True
-    assert doc["machine"]["torch_threads"] == 1 and doc["date"]
+    assert doc["machine"]["torch_threads"] == 1 and doc["date"] and doc["machine"]["cpu_capability"]
     if name == "book_build":  # every chapter executed in the cold build, none in the warm one
         chapters = [p.stem for p in (ROOT / "notebooks").glob("*.ipynb")]
         assert sorted(doc["phases"]["cold"]["executed"]) == sorted(chapters)

@@ -823,3 +823,27 @@ def test_memorisation_guard_scores_the_epochs_before_memorisation(tmp_path):
     assert NoiseDetector.load(tmp_path / "g.pt").scored_epochs(dyn) == 5
     det.fine_tune(dyn, epochs=1, progress=False)
     assert det.config["memorisation_guard"] is False and det.scored_epochs(dyn) == 12
+
+
+def test_describe_cpu_names_the_processor_and_torch_kernels(monkeypatch):
+    import builtins
+    import io
+    from mislabel import _utils
+    real_open = builtins.open
+
+    def fake_open(path, *a, **k):
+        if str(path) == "/proc/cpuinfo":
+            return io.StringIO("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx2\n")
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert _utils.cpu_name() == "Test CPU 9000"
+    assert _utils.describe_cpu() == "Test CPU 9000 (AVX512)"
+
+    def no_cpuinfo(path, *a, **k):
+        if str(path) == "/proc/cpuinfo":
+            raise OSError("no such file")
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(builtins, "open", no_cpuinfo)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: (_ for _ in ()).throw(RuntimeError()))
+    assert _utils.cpu_name() and _utils.describe_cpu().endswith("(unknown)")

@@ -10,6 +10,7 @@ import torch
 
 import mislabel
 from mislabel import baselines, metrics
+from mislabel._utils import describe_cpu
 from mislabel.detector import resample
 
 WEIGHTS = Path(mislabel.__file__).parent / "weights"
@@ -314,3 +315,28 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     stale = run("--rescore-only")
     assert stale.returncode == 1 and "differ from the card's" in stale.stderr
     assert json.loads((out / "detector.json").read_text()) == stale_scores
+
+    # --verify records the card's draws again and compares, writing nothing into the card's folder: on the machine
+    # that made the card they are the same runs; a card whose verdict (detector above AUM) differs fails it
+    (out / "detector.json").write_text(json.dumps(card5))
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert run("--report", str(tmp_path / "r.json")).returncode == 2
+    assert "asks for more" in run("--verify", "--draws", "2").stderr
+    ok = run("--verify", "--report", str(tmp_path / "verify.json"))
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "2 of 2 settings reproduced exactly" in ok.stdout and "2 of 2 verdicts agree" in ok.stdout
+    rep = json.loads((tmp_path / "verify.json").read_text())
+    assert rep["cpu"] == describe_cpu() and [(r["noise"], r["rate"]) for r in rep["rows"]] == \
+        [(r["noise"], r["rate"]) for r in card5["held_out"]]
+    for r, old in zip(rep["rows"], card5["held_out"], strict=True):
+        assert r["max_abs_diff"] == 0.0 and r["detector"] == old["detector"]["map"] and r["aum"] == old["aum"]["map"]
+        assert [d["scored_epochs"] for d in r["draws"]] == [d["scored_epochs"] for d in old["draws"]]
+    flipped = copy.deepcopy(card5)
+    for r, mine in zip(flipped["held_out"], rep["rows"], strict=True):
+        for d in r["draws"]:   # the card now claims the opposite of what this machine measures
+            d["detector"]["map"], d["aum"]["map"] = (0.0, 1.0) if mine["above_aum"] else (1.0, 0.0)
+    (out / "detector.json").write_text(json.dumps(flipped))
+    files["detector.json"] = (out / "detector.json").read_bytes()
+    bad = run("--verify")
+    assert bad.returncode == 1 and "the card says otherwise" in bad.stdout and "0 of 2 verdicts agree" in bad.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files

@@ -57,6 +57,33 @@ def amp_enabled(amp, device: torch.device) -> bool:
     return False
 
 
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what :mod:`platform` knows of it."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_cpu() -> str:
+    """Processor and the vector instructions torch's CPU kernels use here, e.g. ``"AMD EPYC (AVX2)"``.
+
+    float32 training runs repeat bit for bit on one machine, but kernels built for other vector
+    widths (AVX2, AVX-512) sum in another order: the same run recorded on a CPU of another
+    capability differs in the last bits, and those differences grow over epochs.
+    """
+    try:
+        cap = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # noqa: BLE001  (older torch, or a build without the query)
+        cap = "unknown"
+    return f"{cpu_name()} ({cap})"
+
+
 def _cpu_has_native_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as f:

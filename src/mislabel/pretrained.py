@@ -92,6 +92,16 @@ book's model card):
   symmetric, 0.846 vs 0.599 at 40% symmetric and 0.899 vs 0.848 at 20%
   asymmetric, and 0.833 vs 0.852 at 40% asymmetric (one draw fired).
 
+* Adding AUM to the shipped score does not close the three remaining gaps
+  (measured on the card's draws 0-2 recorded again on an AVX2 machine,
+  2026-11-22). With the detector's log-odds plus beta times the logit of AUM's
+  percentile over the epochs the detector scored, beta = 1 puts letter at 20%
+  symmetric just above AUM (0.9707 vs 0.9705) but leaves digits under symmetric
+  noise below it (0.9975 vs 0.9983, 0.9958 vs 0.9961) and costs up to 0.11 mAP
+  under asymmetric noise (letter at 40%: 0.828, was 0.938). Even an equal-weight
+  average of the two rankings stays below AUM on digits at 20% symmetric
+  (0.9980): there the detector's ranking adds nothing AUM lacks.
+
 ``scripts/train_pretrained.py`` regenerates the weights and the model-card
 numbers.
 """

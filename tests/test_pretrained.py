@@ -210,6 +210,7 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     assert full.returncode == 0, full.stderr[-2000:]
     card = json.loads((out / "detector.json").read_text())
     assert [r["dataset"] for r in card["in_domain"]] == ["digits/train"] * 2
+    assert card["cpu"] == describe_cpu()   # runs repeat bit for bit only on CPUs like this one
     # the quick detector is a 2-member ensemble: each member is also scored on its own, and trained with its seed
     assert card["config"]["members"] == 2 and [st["seed"] for st in card["member_training"]] == [0, 1]
     for r in card["held_out"]:

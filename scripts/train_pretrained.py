@@ -169,15 +169,23 @@ def _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset):
     return (ds, *_noisy_plain_run(ds, noise, rate, model=model, epochs=epochs, lr=lr, seed=seed))
 
 
+def _scored(det, dyn, guard=None):
+    """(epochs the detector read, its scores, its scores on the whole run) for one draw: the memorisation guard's
+    view and the whole run without scoring the run again where the guard kept it whole."""
+    epochs, scores = det._view(dyn, guard=guard)
+    return epochs, scores, scores if epochs == dyn.num_epochs else det.score(dyn, memorisation_guard=False)
+
+
 def held_out(det, *, dataset, split, noise, rate, model, epochs, lr, seed=0, subset=None, with_cleanlab=True,
              with_adapt=True):
     ds, noisy, flipped, dyn = _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset)
     C = ds.num_classes
+    read, scores, whole = _scored(det, dyn)
     row = {"dataset": f"{dataset}/{split}", "n": len(noisy), "classes": C, "noise": noise, "rate": rate, "model": model,
-           "epochs": epochs, "detector": metrics.evaluate(det.score(dyn), flipped),
-           "aum": metrics.evaluate(baselines.aum(dyn), flipped), "scored_epochs": det.scored_epochs(dyn)}
+           "epochs": epochs, "detector": metrics.evaluate(scores, flipped),
+           "aum": metrics.evaluate(baselines.aum(dyn), flipped), "scored_epochs": read}
     if det.config.get("memorisation_guard"):   # what the guard changed: the same detector on the whole run
-        row["whole_run"] = metrics.evaluate(det.score(dyn, memorisation_guard=False), flipped)
+        row["whole_run"] = metrics.evaluate(whole, flipped)
     if len(det.nets) > 1:   # each member of the ensemble on its own: how much one detector's seed matters
         row["members"] = [metrics.evaluate(s, flipped) for s in det.member_scores(dyn)]
     if with_cleanlab:
@@ -199,10 +207,11 @@ def guard_check(det, draws: int, *, dataset, split, subset, model, epochs, lr, r
             per = []
             for seed in range(draws, 2 * draws):
                 flipped, dyn = _held_out_run(dataset, split, noise, rate, model, epochs, lr, seed, subset)[2:]
-                per.append({"seed": seed, "guarded": metrics.evaluate(det.score(dyn, memorisation_guard=True), flipped),
-                            "whole_run": metrics.evaluate(det.score(dyn, memorisation_guard=False), flipped),
+                read, guarded, whole = _scored(det, dyn, guard=True)
+                per.append({"seed": seed, "guarded": metrics.evaluate(guarded, flipped),
+                            "whole_run": metrics.evaluate(whole, flipped),
                             "aum": metrics.evaluate(baselines.aum(dyn), flipped),
-                            "scored_epochs": det.scored_epochs(dyn)})
+                            "scored_epochs": read})
             rows.append({"dataset": f"{dataset}/{split}", "noise": noise, "rate": rate, "epochs": epochs,
                          **{m: mean_metrics([d[m] for d in per]) for m in ("guarded", "whole_run", "aum")},
                          "draws": per})
@@ -274,9 +283,9 @@ def verify(det, card: dict, settings: list[tuple], draws: int, report=None) -> i
         for d in old["draws"][:draws]:
             flipped, dyn = _held_out_run(dataset, split, old["noise"], old["rate"], model, epochs, lr, d["seed"],
                                          subset)[2:]
-            per.append({"seed": d["seed"], "detector": metrics.evaluate(det.score(dyn), flipped)["map"],
-                        "aum": metrics.evaluate(baselines.aum(dyn), flipped)["map"],
-                        "scored_epochs": det.scored_epochs(dyn),
+            read, scores = det._view(dyn)
+            per.append({"seed": d["seed"], "detector": metrics.evaluate(scores, flipped)["map"],
+                        "aum": metrics.evaluate(baselines.aum(dyn), flipped)["map"], "scored_epochs": read,
                         "card_detector": d["detector"]["map"], "card_aum": d["aum"]["map"]})
         row = {"dataset": old["dataset"], "noise": old["noise"], "rate": old["rate"], "draws": per,
                **{k: float(np.mean([d[k] for d in per])) for k in ("detector", "aum", "card_detector", "card_aum")},
@@ -417,7 +426,7 @@ def length_study(det, quick: bool = False) -> list[dict]:
             mine.load_state_dict(shipped.state_dict())
         rows.append({"epochs": epochs, "resampled_map": row["detector"]["map"],
                      "raw_length_map": metrics.evaluate(raw.score(dyn), flipped)["map"], "aum_map": row["aum"]["map"],
-                     "scored_epochs": det.scored_epochs(dyn)})
+                     "scored_epochs": row["scored_epochs"]})
         print(f"length {epochs:>3}: resampled {rows[-1]['resampled_map']:.3f}  "
               f"raw {rows[-1]['raw_length_map']:.3f}  aum {row['aum']['map']:.3f}  "
               f"scored epochs {rows[-1]['scored_epochs']}", flush=True)

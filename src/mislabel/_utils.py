@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import random
 import tempfile
 from pathlib import Path
@@ -57,17 +58,21 @@ def amp_enabled(amp, device: torch.device) -> bool:
     return False
 
 
-def cpu_name() -> str:
-    """The processor's model name (``/proc/cpuinfo``), else what :mod:`platform` knows of it."""
-    import platform
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line's value in ``/proc/cpuinfo`` (Linux), or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == field:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what :mod:`platform` knows of it."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def describe_cpu() -> str:
@@ -85,11 +90,7 @@ def describe_cpu() -> str:
 
 
 def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
+    flags = (_cpuinfo("flags") or "").split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

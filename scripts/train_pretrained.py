@@ -26,6 +26,12 @@ reproduced the full run's in-domain rows exactly):
 
     .venv/bin/python scripts/train_pretrained.py --in-domain-only
 
+``--length-only`` likewise (re)computes only the length study (``LENGTH_SETTINGS``:
+one draw of digits and of DNA, 30% symmetric noise, trained for 5 to 80
+epochs) and records where it was measured (``length_study_cpu``):
+
+    .venv/bin/python scripts/train_pretrained.py --length-only
+
 ``--evaluate-only`` keeps the weights and their training record and redoes
 every measurement of the card (held-out table, length study, in-domain
 reference); the card's ``seconds`` stays the full run's, and
@@ -413,23 +419,37 @@ def in_domain_rows(det, draws: int, quick: bool = False, datasets=None) -> list[
             if datasets is None or setting["dataset"] in datasets for row in in_domain(det, draws, **setting)]
 
 
+#: quality against run length: one draw (seed 0) of each setting (dataset, split, subset, model, lr, noise, rate) trained
+#: for each of ``LENGTHS`` epochs in the plain loop. Digits is a data set the detector reads well at every length;
+#: on DNA the MLP memorises the flipped labels, so how long the run is changes what its end shows.
+LENGTH_SETTINGS = [("digits", "train", None, "mlp", 0.05, "symmetric", 0.3),
+                   ("dna", "train", None, "mlp", 0.05, "symmetric", 0.3)]
+LENGTHS = (5, 10, 20, 40, 80)
+#: the lengths of ``--quick``
+QUICK_LENGTHS = (2, 4)
+
+
 def length_study(det, quick: bool = False) -> list[dict]:
-    """Quality vs run length (digits, MLP, 30% symmetric), with and without resampling."""
+    """Quality vs run length (``LENGTH_SETTINGS``): the detector with resampling (as shipped, memorisation guard
+    included), on the whole run, fed at its raw length, and AUM."""
+    raw = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len", "features",
+                                                               "members", "memorisation_guard")}, resample=False)
+    for mine, shipped in zip(raw.nets, det.nets, strict=True):
+        mine.load_state_dict(shipped.state_dict())
     rows = []
-    for epochs in (2, 4) if quick else (5, 10, 20, 40, 80):
-        row, dyn, flipped = held_out(det, dataset="digits", split="train", noise="symmetric", rate=0.3,
-                                     model="mlp", epochs=epochs, lr=0.05, with_cleanlab=False, with_adapt=False)
-        raw = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len",
-                                                                   "features", "members", "memorisation_guard")},
-                                     resample=False)
-        for mine, shipped in zip(raw.nets, det.nets):
-            mine.load_state_dict(shipped.state_dict())
-        rows.append({"epochs": epochs, "resampled_map": row["detector"]["map"],
-                     "raw_length_map": metrics.evaluate(raw.score(dyn), flipped)["map"], "aum_map": row["aum"]["map"],
-                     "scored_epochs": row["scored_epochs"]})
-        print(f"length {epochs:>3}: resampled {rows[-1]['resampled_map']:.3f}  "
-              f"raw {rows[-1]['raw_length_map']:.3f}  aum {row['aum']['map']:.3f}  "
-              f"scored epochs {rows[-1]['scored_epochs']}", flush=True)
+    for dataset, split, subset, model, lr, noise, rate in LENGTH_SETTINGS:
+        for epochs in QUICK_LENGTHS if quick else LENGTHS:
+            row, dyn, flipped = held_out(det, dataset=dataset, split=split, noise=noise, rate=rate, model=model,
+                                         epochs=epochs, lr=lr, subset=subset, with_cleanlab=False, with_adapt=False)
+            rows.append({"dataset": row["dataset"], "noise": noise, "rate": rate, "epochs": epochs,
+                         "resampled_map": row["detector"]["map"],
+                         "whole_run_map": row.get("whole_run", row["detector"])["map"],
+                         "raw_length_map": metrics.evaluate(raw.score(dyn), flipped)["map"],
+                         "aum_map": row["aum"]["map"], "scored_epochs": row["scored_epochs"]})
+            r = rows[-1]
+            print(f"length {r['dataset']:>12} {epochs:>3}: resampled {r['resampled_map']:.3f}  "
+                  f"whole run {r['whole_run_map']:.3f}  raw {r['raw_length_map']:.3f}  aum {r['aum_map']:.3f}  "
+                  f"scored epochs {r['scored_epochs']}", flush=True)
     return rows
 
 
@@ -445,6 +465,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=3, help="independent held-out draws per setting (default 3)")
     ap.add_argument("--in-domain-only", action="store_true",
                     help="keep the weights in --out; only (re)compute the in-domain reference of its detector.json")
+    ap.add_argument("--length-only", action="store_true",
+                    help="keep the weights in --out; only (re)compute the length study of its detector.json")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="keep the weights in --out; recompute every measurement of the model card (held-out "
                          "table, length study, in-domain reference) without training")
@@ -461,7 +483,8 @@ def main() -> None:
                     help="with --evaluate-only, --rescore-only or --verify: measure only these held-out data sets "
                          "(comma-separated, e.g. dna) and keep the card's other rows and its length study")
     a = ap.parse_args()
-    modes = [f for f, on in (("--in-domain-only", a.in_domain_only), ("--evaluate-only", a.evaluate_only),
+    modes = [f for f, on in (("--in-domain-only", a.in_domain_only), ("--length-only", a.length_only),
+                             ("--evaluate-only", a.evaluate_only),
                              ("--rescore-only", a.rescore_only), ("--verify", a.verify)) if on]
     if len(modes) > 1:
         ap.error(f"{' and '.join(modes)} exclude each other")
@@ -496,6 +519,12 @@ def main() -> None:
     if a.in_domain_only:
         write_card(card_path, {**old_card, "in_domain": in_domain_rows(det, a.draws, a.quick)})
         print(f"updated the in-domain reference of {card_path} in {time.time() - t0:.0f}s")
+        return
+    if a.length_only:   # the card's other rows may come from another machine: say where these were measured
+        rows = length_study(det, a.quick)
+        write_card(card_path, {**old_card, "length_study": rows, "length_study_cpu": describe_cpu(),
+                               "length_study_seconds": round(time.time() - t0)})
+        print(f"updated the length study of {card_path} in {time.time() - t0:.0f}s")
         return
     if a.rescore_only and old_card.get("held_out_draws") != a.draws:
         ap.error(f"--rescore-only measures the card's own draws: it has {old_card.get('held_out_draws')} per "
@@ -547,7 +576,10 @@ def main() -> None:
         det.info["held_out"] = [measured.get(k, old) for k, old in old_rows.items()]
         det.info["length_study"] = length_rows
         det.save(out / "detector.pt")   # the same weights; its config now says how the recipe scores
-        kept = {k: v for k, v in old_card.items() if k not in ("adapt_seconds", "adapted_datasets")}   # the former --adapt-only's
+        dropped = ("adapt_seconds", "adapted_datasets")   # the former --adapt-only's
+        if only is None:   # the length study is measured here again, on the card's machine
+            dropped += ("length_study_cpu", "length_study_seconds")
+        kept = {k: v for k, v in old_card.items() if k not in dropped}
         write_card(card_path, {**kept, "config": det.config, "held_out": det.info["held_out"],
                                "in_domain": in_rows, "length_study": length_rows, "guard_check": check,
                                "rescore_seconds": round(time.time() - t0), "rescored_datasets": names})
@@ -574,6 +606,8 @@ def main() -> None:
             "config": det.config, "training": det.info["stages"][0], "member_training": det.info["stages"],
             "training_data": det.info["training_data"],
             "held_out": rows, "in_domain": in_rows, "length_study": length_rows, "guard_check": check}
+    if only is not None:   # the kept length study says where it was measured, if not with the rest of the card
+        card.update({k: old_card[k] for k in ("length_study_cpu", "length_study_seconds") if k in old_card})
     write_card(out / "detector.json", card)
     print(f"wrote {out / 'detector.pt'} and detector.json in {time.time() - t0:.0f}s")
 

@@ -33,6 +33,40 @@ def test_precision_at_95_ties_enter_together():
     assert metrics.precision_at_recall(s, f, recall=1.0) == pytest.approx(20 / 21)
 
 
+def test_average_precision_and_auc_with_ties_hand_computed():
+    # scores 0.9 | 0.5 0.5 0.5 | 0.1 with flips T | T F F | T: thresholds give (tp, fp) = (1, 0), (2, 2), (3, 2)
+    s, f = [0.9, 0.5, 0.5, 0.5, 0.1], [True, True, False, False, True]
+    assert metrics.average_precision(s, f) == pytest.approx(1 / 3 * 1 + 1 / 3 * 2 / 4 + 1 / 3 * 3 / 5)
+    # 6 (flipped, clean) pairs: 0.9 beats both; the tied 0.5 counts 1/2 twice; 0.1 loses both
+    assert metrics.roc_auc(s, f) == pytest.approx((2 + 0.5 + 0.5 + 0) / 6)
+    assert np.isnan(metrics.average_precision([0.3, 0.2], [False, False]))
+    assert np.isnan(metrics.roc_auc([0.3, 0.2], [True, True]))
+    assert metrics.roc_auc([0.1, 0.9], [True, False]) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_average_precision_and_auc_match_scikit_learn(seed):
+    """Same definitions as scikit-learn's, ties included (scores rounded so that many samples share one)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 3000))
+    f = rng.random(n) < rng.uniform(0.05, 0.6)
+    f[:2] = [True, False]
+    s = np.round(rng.normal(size=n) + 1.5 * f, int(rng.integers(0, 3))).astype(np.float32)
+    assert metrics.average_precision(s, f) == pytest.approx(average_precision_score(f, s), abs=1e-12)
+    assert metrics.roc_auc(s, f) == pytest.approx(roc_auc_score(f, s), abs=1e-12)
+
+
+def test_import_mislabel_does_not_load_scikit_learn():
+    """scikit-learn (and the SciPy it pulls in) costs ~1.7 s to import: only loaders that need it load it."""
+    import subprocess
+    import sys
+    code = "import sys, mislabel; mislabel.metrics.evaluate([0.2, 0.1], [True, False]); print(sorted(" \
+           "m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_metrics_bad_input():
     with pytest.raises(ValueError, match="must match"):
         metrics.evaluate([0.1, 0.2], [True])

@@ -147,7 +147,8 @@ def test_model_card_numbers_present_and_meet_the_bar():
         assert all(0 <= d["adapt_left_out"] < row["n"] for d in row["draws"])
         assert all(2 <= d["scored_epochs"] <= row["epochs"] for d in row["draws"])
         assert len(row.get("members", [])) == (card["config"]["members"] if card["config"].get("members", 1) > 1 else 0)
-    assert card["length_study"]
+    assert {r["dataset"] for r in card["length_study"]} == {"digits/train", "dna/train"}
+    assert all(2 <= r["scored_epochs"] <= r["epochs"] for r in card["length_study"])
     # the card's config is the shipped file's, memorisation guard included
     assert card["config"] == mislabel.NoiseDetector.pretrained().config
     assert card["config"]["memorisation_guard"] is mislabel.pretrained.MEMORISATION_GUARD is True
@@ -239,6 +240,24 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
         assert row["fit_run_count"] == 2 and row["fit_sequences"] == 2 * row["fit_samples"]
         for key in ("in_domain", "fine_tuned", "detector", "aum"):
             assert 0.0 < row[key]["map"] <= 1.0
+
+    # the length study covers digits and DNA at each quick length; --length-only measures it again, alone
+    assert [(r["dataset"], r["epochs"]) for r in card2["length_study"]] == \
+        [("digits/train", 2), ("digits/train", 4), ("dna/train", 2), ("dna/train", 4)]
+    for r in card2["length_study"]:
+        assert 2 <= r["scored_epochs"] <= r["epochs"] and r["noise"] == "symmetric" and r["rate"] == 0.3
+        assert all(0.0 < r[k] <= 1.0 for k in ("resampled_map", "whole_run_map", "raw_length_map", "aum_map"))
+    assert "length_study_cpu" not in card2   # the whole card was measured here (its "cpu")
+    assert run("--length-only", "--in-domain-only").returncode == 2
+    (out / "detector.json").write_text(json.dumps({**card2, "length_study": []}))
+    lengths = run("--length-only")
+    assert lengths.returncode == 0, lengths.stderr[-2000:]
+    card_len = json.loads((out / "detector.json").read_text())
+    assert (out / "detector.pt").read_bytes() == weights
+    assert card_len["length_study"] == card2["length_study"] and card_len["length_study_cpu"] == describe_cpu()
+    assert {k: v for k, v in card_len.items() if not k.startswith("length_study")} == \
+        {k: v for k, v in card2.items() if k != "length_study"}
+    (out / "detector.json").write_text(json.dumps(card2))
 
     # --evaluate-only keeps the weights and the training record, and measures the same numbers again
     assert run("--evaluate-only", "--in-domain-only").returncode == 2

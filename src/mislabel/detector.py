@@ -105,10 +105,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.metrics import average_precision_score
 from tqdm.auto import tqdm
 
 from . import fast_lstm as _fast
+from . import metrics as _metrics
 from . import noise as _noise
 from ._utils import atomic_path, flush_denormal, resolve_device, set_seed
 from .dynamics import Dynamics
@@ -702,7 +702,7 @@ class NoiseDetector:
 
     def _val_ap(self, xt: torch.Tensor, y: np.ndarray, val_mask: np.ndarray, net) -> float:
         s = self._score_tensor(xt[torch.as_tensor(np.nonzero(val_mask)[0], device=self.device)], nets=[net])
-        return float(average_precision_score(y[val_mask], s))
+        return _metrics.average_precision(s, y[val_mask])
 
     # -- inference -----------------------------------------------------------
     @torch.no_grad()

@@ -13,19 +13,19 @@ PROFILES: dict[str, dict] = {
         "dataset": "fashion-mnist", "subset": 1200, "test_subset": 500, "model": "cnn", "epochs": 6,
         "batch_size": 128, "lr": 0.05, "detector_epochs": 3, "detector_lr": 0.01, "rates": [0.2, 0.4],
         "noise_kinds": ["symmetric", "asymmetric"], "transfer_dataset": "digits",
-        "fine_tune_epochs": 2, "tutorial_subset": 1000, "tutorial_epochs": 4, "cv_folds": 3,
+        "fine_tune_epochs": 2, "tutorial_subset": 1000, "tutorial_epochs": 4, "cv_folds": 3, "dna_epochs": 10,
     },
     "cpu": {
         "dataset": "fashion-mnist", "subset": 8000, "test_subset": 2000, "model": "cnn", "epochs": 16,
         "batch_size": 128, "lr": 0.05, "detector_epochs": 10, "detector_lr": 0.01, "rates": [0.2, 0.4, 0.6, 0.8],
         "noise_kinds": ["symmetric", "asymmetric"], "transfer_dataset": "digits",
-        "fine_tune_epochs": 5, "tutorial_subset": 6000, "tutorial_epochs": 12, "cv_folds": 5,
+        "fine_tune_epochs": 5, "tutorial_subset": 6000, "tutorial_epochs": 12, "cv_folds": 5, "dna_epochs": 30,
     },
     "paper": {
         "dataset": "cifar10", "subset": None, "test_subset": None, "model": "resnet32", "epochs": 200,
         "batch_size": 128, "lr": 0.1, "detector_epochs": 10, "detector_lr": 0.1, "rates": [0.2, 0.4, 0.6, 0.8],
         "noise_kinds": ["symmetric", "asymmetric"], "transfer_dataset": "digits",
-        "fine_tune_epochs": 5, "tutorial_subset": 6000, "tutorial_epochs": 12, "cv_folds": 5,
+        "fine_tune_epochs": 5, "tutorial_subset": 6000, "tutorial_epochs": 12, "cv_folds": 5, "dna_epochs": 30,
     },
 }
 

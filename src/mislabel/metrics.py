@@ -71,8 +71,10 @@ def average_precision(scores, is_flipped) -> float:
     >>> average_precision([0.9, 0.8, 0.7, 0.1], [True, False, True, False])  # (1/1 + 2/3) / 2
     0.8333333333333333
     """
-    s, y = _check(scores, is_flipped)
-    tp, fp = _thresholds(s, y)
+    return _average_precision(*_thresholds(*_check(scores, is_flipped)))
+
+
+def _average_precision(tp: np.ndarray, fp: np.ndarray) -> float:
     if tp[-1] == 0:
         return float("nan")
     precision = tp / (tp + fp)
@@ -101,8 +103,10 @@ def roc_auc(scores, is_flipped) -> float:
     >>> roc_auc([0.9, 0.5, 0.5, 0.1], [True, True, False, False])  # pairs won: 1 + 1 + 0.5 + 1 of 4
     0.875
     """
-    s, y = _check(scores, is_flipped)
-    tp, fp = _thresholds(s, y)
+    return _roc_auc(*_thresholds(*_check(scores, is_flipped)))
+
+
+def _roc_auc(tp: np.ndarray, fp: np.ndarray) -> float:
     if tp[-1] == 0 or fp[-1] == 0:
         return float("nan")
     tpr = np.r_[0, tp] / tp[-1]
@@ -128,11 +132,13 @@ def precision_at_recall(scores, is_flipped, recall: float = 0.95) -> float:
     float
         NaN when there is no flipped sample.
     """
-    s, y = _check(scores, is_flipped)
-    positives = int(y.sum())
+    return _precision_at_recall(*_thresholds(*_check(scores, is_flipped)), recall)
+
+
+def _precision_at_recall(tp: np.ndarray, fp: np.ndarray, recall: float) -> float:
+    positives = int(tp[-1])
     if positives == 0:
         return float("nan")
-    tp, fp = _thresholds(s, y)
     hit = np.nonzero(tp >= recall * positives - 1e-9)[0][0]
     return float(tp[hit] / (tp[hit] + fp[hit]))
 
@@ -158,10 +164,11 @@ def evaluate(scores, is_flipped) -> dict:
     s, y = _check(scores, is_flipped)
     k = int(y.sum())
     both = 0 < k < len(y)
+    tp, fp = _thresholds(s, y)   # one sort for the three threshold metrics
     out = {
-        "map": average_precision(s, y) if both else float("nan"),
-        "roc_auc": roc_auc(s, y) if both else float("nan"),
-        "precision_at_95": precision_at_recall(s, y, 0.95),
+        "map": _average_precision(tp, fp) if both else float("nan"),
+        "roc_auc": _roc_auc(tp, fp) if both else float("nan"),
+        "precision_at_95": _precision_at_recall(tp, fp, 0.95),
     }
     if k > 0:
         top = np.argsort(-s, kind="stable")[:k]

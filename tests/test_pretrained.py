@@ -217,11 +217,11 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     for r in card["held_out"]:
         assert len(r["members"]) == 2 and len(r["draws"][0]["members"]) == 2
         assert all(0.0 < m["map"] <= 1.0 for m in r["members"])
-    # the guard is on, and checked on fresh draws (seeds draws .. 2 draws - 1) with and without it
+    # the guard is on, and checked on fresh draws (seeds from the script's GUARD_CHECK_SEED = 10) with and without it
     assert card["config"]["memorisation_guard"] is True
     assert all(0.0 < d["whole_run"]["map"] <= 1.0 for r in card["held_out"] for d in r["draws"])
     assert [(r["noise"], [d["seed"] for d in r["draws"]]) for r in card["guard_check"]] == \
-        [("symmetric", [1]), ("asymmetric", [1])]
+        [("symmetric", [10]), ("asymmetric", [10])]
     for r in card["guard_check"]:
         assert all(0.0 < r[m]["map"] <= 1.0 for m in ("guarded", "whole_run", "aum"))
     # fine-tuning works on a copy: the in-domain rows score the shipped detector as the held-out rows did
@@ -257,6 +257,16 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     assert card_len["length_study"] == card2["length_study"] and card_len["length_study_cpu"] == describe_cpu()
     assert {k: v for k, v in card_len.items() if not k.startswith("length_study")} == \
         {k: v for k, v in card2.items() if k != "length_study"}
+    # --guard-only measures the guard check again, alone, and says where
+    assert run("--guard-only", "--length-only").returncode == 2
+    (out / "detector.json").write_text(json.dumps({**card2, "guard_check": []}))
+    guard = run("--guard-only")
+    assert guard.returncode == 0, guard.stderr[-2000:]
+    card_guard = json.loads((out / "detector.json").read_text())
+    assert (out / "detector.pt").read_bytes() == weights
+    assert card_guard["guard_check"] == card2["guard_check"] and card_guard["guard_check_cpu"] == describe_cpu()
+    assert {k: v for k, v in card_guard.items() if not k.startswith("guard_check")} == \
+        {k: v for k, v in card2.items() if k != "guard_check"}
     (out / "detector.json").write_text(json.dumps(card2))
 
     # --evaluate-only keeps the weights and the training record, and measures the same numbers again

@@ -1587,7 +1587,7 @@ The guard's three constants (a two-epoch moving average of the change counts,
 a rise of at least 2% of the samples after the minimum, and the factor
 {glue:text}`ch6_guard_ratio`) were chosen on the draws of the table above and
 on the next seven draws of every setting, cut to 6 to 30 epochs. The factor
-was 2 at first; on DNA runs of 8 to 15 epochs the early view flagged only 1.4
+was 2 at first; on DNA runs of 8 to 15 epochs the early view flagged only 1.3
 to 2 times as many samples as the whole run, so the guard stayed out where it
 was needed most, while on the other data sets the ratio never passed 1.1. So
 the script checks the constants on as many fresh draws of every setting (seeds

@@ -89,10 +89,11 @@ up to the onset. It keeps the early view only when the whole run gives
 clearly fewer samples a score of 0.5 or more: the early view must flag at
 least ``GUARD_RATIO`` times as many. This is how the shipped detector behaves
 on runs unlike its training data once their wrong labels are being learned
-(StatLog DNA in the model card: 1.4 to 90 times as many). On runs it reads
-well, both views flag about as many samples (0.8 to 1.1 times as many on the
-model card's other held-out data), and the whole run is scored as before. Fine-tuning (:meth:`fine_tune`, :meth:`adapt`) switches the
-guard off: the detector has then seen whole runs of the user's data.
+(StatLog DNA in the model card: up to 90 times as many). On runs it reads
+well, both views flag about as many samples (0.7 to 1.1 times as many on the
+model card's other held-out data), and the whole run is scored as before.
+Fine-tuning (:meth:`fine_tune`, :meth:`adapt`) switches the guard off: the
+detector has then seen whole runs of the user's data.
 :meth:`NoiseDetector.scored_epochs` tells which view was used.
 """
 from __future__ import annotations

@@ -471,6 +471,24 @@ def write_card(path: Path, card: dict) -> None:
         tmp.write_text(json.dumps(card, indent=1))
 
 
+def guard_rows(det, settings: list[tuple], draws: int, rates) -> list[dict]:
+    """The guard check (:func:`guard_check`) of every held-out setting in ``settings``, in order."""
+    return [row for dataset, split, subset, model, epochs, lr in settings
+            for row in guard_check(det, draws, dataset=dataset, split=split, subset=subset, model=model,
+                                   epochs=epochs, lr=lr, rates=rates)]
+
+
+def update_card_part(card_path: Path, old_card: dict, key: str, rows: list[dict], t0: float) -> None:
+    """Replace one measured part of the card, keeping the rest as it is.
+
+    The card's other rows may come from another machine, so the part records where it was
+    measured (``<key>_cpu``) and how long that took (``<key>_seconds``, from ``t0``).
+    """
+    write_card(card_path, {**old_card, key: rows, f"{key}_cpu": describe_cpu(),
+                           f"{key}_seconds": round(time.time() - t0)})
+    print(f"updated {key} of {card_path} in {time.time() - t0:.0f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, writes to --out only (for testing)")
@@ -536,22 +554,14 @@ def main() -> None:
         write_card(card_path, {**old_card, "in_domain": in_domain_rows(det, a.draws, a.quick)})
         print(f"updated the in-domain reference of {card_path} in {time.time() - t0:.0f}s")
         return
-    if a.length_only:   # the card's other rows may come from another machine: say where these were measured
-        rows = length_study(det, a.quick)
-        write_card(card_path, {**old_card, "length_study": rows, "length_study_cpu": describe_cpu(),
-                               "length_study_seconds": round(time.time() - t0)})
-        print(f"updated the length study of {card_path} in {time.time() - t0:.0f}s")
+    if a.length_only:
+        update_card_part(card_path, old_card, "length_study", length_study(det, a.quick), t0)
         return
     settings = QUICK_HELD_OUT if a.quick else HELD_OUT
     settings = [s for s in settings if only is None or s[0] in only]
     rates = (0.3,) if a.quick else (0.2, 0.4)
-    if a.guard_only:   # as --length-only: the card's other rows may come from another machine
-        check = [row for dataset, split, subset, model, epochs, lr in settings
-                 for row in guard_check(det, a.draws, dataset=dataset, split=split, subset=subset, model=model,
-                                        epochs=epochs, lr=lr, rates=rates)]
-        write_card(card_path, {**old_card, "guard_check": check, "guard_check_cpu": describe_cpu(),
-                               "guard_check_seconds": round(time.time() - t0)})
-        print(f"updated the guard check of {card_path} in {time.time() - t0:.0f}s")
+    if a.guard_only:
+        update_card_part(card_path, old_card, "guard_check", guard_rows(det, settings, a.draws, rates), t0)
         return
     if a.rescore_only and old_card.get("held_out_draws") != a.draws:
         ap.error(f"--rescore-only measures the card's own draws: it has {old_card.get('held_out_draws')} per "
@@ -583,9 +593,7 @@ def main() -> None:
                       "(det - aum per draw: "
                       + " ".join(f"{d['detector']['map'] - d['aum']['map']:+.4f}" for d in row["draws"]) + ")",
                       flush=True)
-    check = [row for dataset, split, subset, model, epochs, lr in settings
-             for row in guard_check(det, a.draws, dataset=dataset, split=split, subset=subset, model=model,
-                                    epochs=epochs, lr=lr, rates=rates)]
+    check = guard_rows(det, settings, a.draws, rates)
     if only is not None:   # the other data sets' rows stay as the card has them
         check = [r for r in old_card.get("guard_check", []) if r["dataset"].split("/")[0] not in only] + check
     if a.rescore_only:   # cleanlab and the in-domain and fine-tuned detectors stay as the card has them

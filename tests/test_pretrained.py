@@ -248,26 +248,24 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
         assert 2 <= r["scored_epochs"] <= r["epochs"] and r["noise"] == "symmetric" and r["rate"] == 0.3
         assert all(0.0 < r[k] <= 1.0 for k in ("resampled_map", "whole_run_map", "raw_length_map", "aum_map"))
     assert "length_study_cpu" not in card2   # the whole card was measured here (its "cpu")
+    def one_part(flag, key):
+        """``flag`` measures only the card's ``key`` again, says where, and keeps the weights and the rest."""
+        (out / "detector.json").write_text(json.dumps({**card2, key: []}))
+        part = run(flag)
+        assert part.returncode == 0, part.stderr[-2000:]
+        updated = json.loads((out / "detector.json").read_text())
+        assert (out / "detector.pt").read_bytes() == weights
+        assert updated[key] == card2[key] and updated[f"{key}_cpu"] == describe_cpu()
+        assert updated[f"{key}_seconds"] >= 0
+        assert {k: v for k, v in updated.items() if not k.startswith(key)} == \
+            {k: v for k, v in card2.items() if k != key}
+        (out / "detector.json").write_text(json.dumps(card2))
+
     assert run("--length-only", "--in-domain-only").returncode == 2
-    (out / "detector.json").write_text(json.dumps({**card2, "length_study": []}))
-    lengths = run("--length-only")
-    assert lengths.returncode == 0, lengths.stderr[-2000:]
-    card_len = json.loads((out / "detector.json").read_text())
-    assert (out / "detector.pt").read_bytes() == weights
-    assert card_len["length_study"] == card2["length_study"] and card_len["length_study_cpu"] == describe_cpu()
-    assert {k: v for k, v in card_len.items() if not k.startswith("length_study")} == \
-        {k: v for k, v in card2.items() if k != "length_study"}
+    one_part("--length-only", "length_study")
     # --guard-only measures the guard check again, alone, and says where
     assert run("--guard-only", "--length-only").returncode == 2
-    (out / "detector.json").write_text(json.dumps({**card2, "guard_check": []}))
-    guard = run("--guard-only")
-    assert guard.returncode == 0, guard.stderr[-2000:]
-    card_guard = json.loads((out / "detector.json").read_text())
-    assert (out / "detector.pt").read_bytes() == weights
-    assert card_guard["guard_check"] == card2["guard_check"] and card_guard["guard_check_cpu"] == describe_cpu()
-    assert {k: v for k, v in card_guard.items() if not k.startswith("guard_check")} == \
-        {k: v for k, v in card2.items() if k != "guard_check"}
-    (out / "detector.json").write_text(json.dumps(card2))
+    one_part("--guard-only", "guard_check")
 
     # --evaluate-only keeps the weights and the training record, and measures the same numbers again
     assert run("--evaluate-only", "--in-domain-only").returncode == 2

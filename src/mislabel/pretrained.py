@@ -126,6 +126,18 @@ book's model card):
   (standard error; above AUM in 0 of 20 draws) on digits at 20% symmetric,
   -0.0005 +- 0.0001 (2 of 20) at 40%, and -0.0036 +- 0.0004 (0 of 20) on
   letter at 20%; letter at 40% was +0.0029 +- 0.0001 (20 of 20).
+* Finer resolution among the most suspicious samples does not lift the
+  digits ceiling (2026-11-22; in-domain detectors as in the card, one member,
+  scored on the card's draws 0-2). Where the sigmoid of the margin flattens
+  (margins of -3 and -5 give 0.05 and 0.007), AUM still orders by magnitude,
+  so a seventh channel was tried: arcsinh of the running AUM / 3, or the logit
+  of its percentile / 4, or the logit of the margin's percentile / 4. On
+  digits under symmetric noise the six-channel in-domain detector was 0.0006
+  (20%) and 0.0011 (40%) below AUM and the best seventh channel (arcsinh) still
+  0.0003 below it at both rates (above AUM in 1 of 6 draws). On letter at 20%
+  symmetric, where the in-domain detector is already above AUM (+0.007) and the
+  gap is one of transfer, the arcsinh and AUM-percentile channels moved mAP
+  by less than 0.0005.
 
 ``scripts/train_pretrained.py`` regenerates the weights and the model-card
 numbers.

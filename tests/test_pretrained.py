@@ -248,6 +248,7 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
         assert 2 <= r["scored_epochs"] <= r["epochs"] and r["noise"] == "symmetric" and r["rate"] == 0.3
         assert all(0.0 < r[k] <= 1.0 for k in ("resampled_map", "whole_run_map", "raw_length_map", "aum_map"))
     assert "length_study_cpu" not in card2   # the whole card was measured here (its "cpu")
+
     def one_part(flag, key):
         """``flag`` measures only the card's ``key`` again, says where, and keeps the weights and the rest."""
         (out / "detector.json").write_text(json.dumps({**card2, key: []}))

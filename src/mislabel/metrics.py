@@ -32,20 +32,29 @@ def _check(scores, is_flipped) -> tuple[np.ndarray, np.ndarray]:
     return s, y
 
 
-def _thresholds(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives above each distinct threshold, walking down from the highest score.
+def _descending(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and flips in ranking order: highest score first, ties in sample order (a stable sort)."""
+    order = np.argsort(-s, kind="stable")
+    return s[order], y[order]
+
+
+def _thresholds(s_sorted: np.ndarray, y_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives above each distinct threshold of a ranking (:func:`_descending`'s order).
 
     Returns
     -------
     tp, fp : ndarrays of shape (B,), int64
         Cumulative counts at the last sample of each of the B blocks of tied scores.
     """
-    order = np.argsort(-s, kind="stable")
-    s_sorted, y_sorted = s[order], y[order]
     # last index of each block of tied scores: only there can a threshold sit
     ends = np.r_[np.nonzero(np.diff(s_sorted))[0], len(s_sorted) - 1]
     tp = np.cumsum(y_sorted, dtype=np.int64)[ends]
     return tp, ends + 1 - tp
+
+
+def _counts(scores, is_flipped) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_thresholds` of raw inputs (checked, then ranked)."""
+    return _thresholds(*_descending(*_check(scores, is_flipped)))
 
 
 def average_precision(scores, is_flipped) -> float:
@@ -71,7 +80,7 @@ def average_precision(scores, is_flipped) -> float:
     >>> average_precision([0.9, 0.8, 0.7, 0.1], [True, False, True, False])  # (1/1 + 2/3) / 2
     0.8333333333333333
     """
-    return _average_precision(*_thresholds(*_check(scores, is_flipped)))
+    return _average_precision(*_counts(scores, is_flipped))
 
 
 def _average_precision(tp: np.ndarray, fp: np.ndarray) -> float:
@@ -103,7 +112,7 @@ def roc_auc(scores, is_flipped) -> float:
     >>> roc_auc([0.9, 0.5, 0.5, 0.1], [True, True, False, False])  # pairs won: 1 + 1 + 0.5 + 1 of 4
     0.875
     """
-    return _roc_auc(*_thresholds(*_check(scores, is_flipped)))
+    return _roc_auc(*_counts(scores, is_flipped))
 
 
 def _roc_auc(tp: np.ndarray, fp: np.ndarray) -> float:
@@ -132,7 +141,7 @@ def precision_at_recall(scores, is_flipped, recall: float = 0.95) -> float:
     float
         NaN when there is no flipped sample.
     """
-    return _precision_at_recall(*_thresholds(*_check(scores, is_flipped)), recall)
+    return _precision_at_recall(*_counts(scores, is_flipped), recall)
 
 
 def _precision_at_recall(tp: np.ndarray, fp: np.ndarray, recall: float) -> float:
@@ -164,15 +173,15 @@ def evaluate(scores, is_flipped) -> dict:
     s, y = _check(scores, is_flipped)
     k = int(y.sum())
     both = 0 < k < len(y)
-    tp, fp = _thresholds(s, y)   # one sort for the three threshold metrics
+    s_sorted, y_sorted = _descending(s, y)   # one sort for every metric below
+    tp, fp = _thresholds(s_sorted, y_sorted)
     out = {
         "map": _average_precision(tp, fp) if both else float("nan"),
         "roc_auc": _roc_auc(tp, fp) if both else float("nan"),
         "precision_at_95": _precision_at_recall(tp, fp, 0.95),
     }
     if k > 0:
-        top = np.argsort(-s, kind="stable")[:k]
-        hits = int(y[top].sum())
+        hits = int(y_sorted[:k].sum())
         out["precision_at_k"] = hits / k
         out["recall_at_k"] = hits / k
     else:

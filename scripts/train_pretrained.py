@@ -445,10 +445,8 @@ QUICK_LENGTHS = (2, 4)
 def length_study(det, quick: bool = False) -> list[dict]:
     """Quality vs run length (``LENGTH_SETTINGS``): the detector with resampling (as shipped, memorisation guard
     included), on the whole run, fed at its raw length, and AUM."""
-    raw = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len", "features",
-                                                               "members", "memorisation_guard")}, resample=False)
-    for mine, shipped in zip(raw.nets, det.nets, strict=True):
-        mine.load_state_dict(shipped.state_dict())
+    raw = copy.deepcopy(det)
+    raw.config["resample"] = False   # the same weights, fed each run at its own length
     rows = []
     for dataset, split, subset, model, lr, noise, rate in LENGTH_SETTINGS:
         for epochs in QUICK_LENGTHS if quick else LENGTHS:

@@ -6,6 +6,7 @@ import os
 import platform
 import random
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -117,14 +118,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+_flush_state = threading.local()   # how deeply this thread is nested in flush_denormal blocks
+
+
 @contextlib.contextmanager
 def flush_denormal() -> Iterator[None]:
-    """Flush denormal floats to zero inside the block (LSTM backward is ~6x faster on CPU)."""
-    changed = torch.set_flush_denormal(True)
+    """Flush denormal floats to zero inside the block (LSTM backward is ~6x faster on CPU).
+
+    The setting belongs to the calling thread. Blocks nest: only the outermost
+    one switches flushing off again when it ends (an inner block, such as
+    scoring a validation split during training, leaves it on for the rest of
+    the outer one).
+    """
+    depth = getattr(_flush_state, "depth", 0)
+    supported = torch.set_flush_denormal(True) if depth == 0 else False
+    _flush_state.depth = depth + 1
     try:
         yield
     finally:
-        if changed:
+        _flush_state.depth = depth
+        if supported:
             torch.set_flush_denormal(False)
 
 
@@ -156,3 +169,61 @@ def as_int_labels(labels, name: str = "labels", num_classes: int | None = None) 
             f"{name} has class index {arr.max()} but num_classes={num_classes}; labels must be in [0, {num_classes})"
         )
     return arr
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Validate a random seed and return it as a Python int.
+
+    Parameters
+    ----------
+    seed : int or numpy integer
+        Non-negative. ``True``/``False`` are rejected (a bool is almost always a
+        mistaken argument, not a seed).
+    name : str
+        Argument name used in the error message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not a non-negative integer.
+    """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def find_repo_root(start: str | os.PathLike | None = None, markers=("pyproject.toml",),
+                   package_fallback: bool = True) -> Path | None:
+    """The nearest folder at or above ``start`` holding one of ``markers`` (the repository checkout).
+
+    Needs nothing beyond the standard library, so data loading and caching work
+    without the ``book`` extra.
+
+    Parameters
+    ----------
+    start : path-like, optional
+        Where to start looking; default the current working directory.
+    markers : sequence of str
+        File names that mark the repository's top folder.
+    package_fallback : bool
+        When nothing is found above ``start``, try the checkout this (editable)
+        package lives in (the folder two levels above the package).
+
+    Returns
+    -------
+    pathlib.Path or None
+        Absolute path, or None when no folder qualifies.
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / m).is_file() for m in markers):
+            return folder
+    if package_fallback:
+        checkout = Path(__file__).resolve().parents[2]
+        if any((checkout / m).is_file() for m in markers):
+            return checkout
+    return None

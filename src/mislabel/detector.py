@@ -89,9 +89,10 @@ up to the onset. It keeps the early view only when the whole run gives
 clearly fewer samples a score of 0.5 or more: the early view must flag at
 least ``GUARD_RATIO`` times as many. This is how the shipped detector behaves
 on runs unlike its training data once their wrong labels are being learned
-(StatLog DNA in the model card: up to 90 times as many). On runs it reads
-well, both views flag about as many samples (0.7 to 1.1 times as many on the
-model card's other held-out data), and the whole run is scored as before.
+(StatLog DNA in the model card: 6 to 25 times as many on its draws 0-2). On
+runs it reads well, both views flag about as many samples (0.8 to 1.1 times as
+many on the model card's other held-out draws), and the whole run is scored
+as before.
 Fine-tuning (:meth:`fine_tune`, :meth:`adapt`) switches the guard off: the
 detector has then seen whole runs of the user's data.
 :meth:`NoiseDetector.scored_epochs` tells which view was used.
@@ -174,7 +175,7 @@ def memorisation_onset(dynamics: Dynamics, *, window: int = GUARD_WINDOW,
     Returns
     -------
     int or None
-        In ``2 .. T - 1``.
+        In ``3 .. T - 1`` (a minimum needs a smoothed count on either side of it).
     """
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
@@ -267,8 +268,9 @@ def features_of(dynamics, features: str = "prob") -> tuple[np.ndarray, np.ndarra
     if features == "prob":
         return dynamics.probs[:, :, None], dynamics.is_flipped
     if dynamics.margins is None:
-        raise ValueError(f"this detector reads margins (features={features!r}) but the dynamics carry none; "
-                         "record with DynamicsRecorder(margins=True) or use a features='prob' detector")
+        raise ValueError(f"this detector reads margins (features={features!r}) but the dynamics carry none "
+                         "(a bare array holds only probabilities); pass the Dynamics of DynamicsRecorder(margins=True), "
+                         "the default, or use a features='prob' detector")
     m = dynamics.margins.astype(np.float64)
     parts = features.split("+")          # channels in this order: prob, margin, then any of the rest
     running = np.cumsum(m, axis=1) / np.arange(1, m.shape[1] + 1) if {"aum", "aumrank"} & set(parts) else None
@@ -369,7 +371,7 @@ class NoiseDetector:
     num_layers : int
         LSTM depth (paper: 2).
     seq_len : int, optional
-        Length every sequence is resampled to; default: set by the first ``fit``.
+        Length every sequence is resampled to; default: the length of the training runs, set by ``fit``.
     resample : bool
         Resample inputs of other lengths onto ``seq_len`` (see module docstring).
     features : {"prob", "prob+margin", "prob+margin+aum", "prob+margin+rank", "prob+margin+rank+pairs",
@@ -392,6 +394,7 @@ class NoiseDetector:
             raise ValueError("hidden_size and num_layers must be positive")
         if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
             raise ValueError(f"members must be a positive integer, got {members!r}")
+        self._init_seq_len = None if seq_len is None else int(seq_len)   # fit() derives it from the data if None
         self.config = {"hidden_size": int(hidden_size), "num_layers": int(num_layers),
                        "seq_len": None if seq_len is None else int(seq_len), "resample": bool(resample),
                        "features": features, "members": int(members),
@@ -400,6 +403,7 @@ class NoiseDetector:
             raise ValueError(f"unknown features {features!r}; choose one of {', '.join(FEATURES)}")
         self.device = resolve_device(device or "cpu")
         self.nets = [self._new_net() for _ in range(members)]
+        self.trained = False   # set by fit() and load(); an untrained detector refuses to score or save
         self.info: dict = {}
         self.history: dict = {}
 
@@ -431,17 +435,20 @@ class NoiseDetector:
         one.config = {**self.config, "members": 1}
         one.device = self.device
         one.nets = [self.nets[i]]
+        one.trained = self.trained
         one.info = {"member_of": len(self.nets), "member": int(i)}
         one.history = {}
         return one
 
-    def _prepare(self, probs: np.ndarray) -> np.ndarray:
-        if self.config["resample"] and self.seq_len is not None:
-            return resample(probs, self.seq_len)
+    def _prepare(self, probs: np.ndarray, seq_len: int | None = None) -> np.ndarray:
+        length = self.seq_len if seq_len is None else seq_len
+        if self.config["resample"] and length is not None:
+            return resample(probs, length)
         return probs
 
-    def _collect(self, dynamics, is_flipped) -> tuple[np.ndarray, np.ndarray]:
-        """Stack one or several training sets into (N, L) sequences and (N,) targets."""
+    def _collect(self, dynamics, is_flipped, seq_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Stack one or several training sets into (N, L, F) sequences and (N,) targets, resampled to
+        ``seq_len`` (None: the first set's length)."""
         items = dynamics if isinstance(dynamics, (list, tuple)) else [dynamics]
         flips = is_flipped if isinstance(dynamics, (list, tuple)) else [is_flipped]
         if flips is None:
@@ -456,9 +463,9 @@ class NoiseDetector:
                 raise ValueError("is_flipped is required: pass it, or use Dynamics that carry is_flipped")
             if f.shape != (len(probs),):
                 raise ValueError(f"is_flipped must have shape ({len(probs)},), got {f.shape}")
-            if self.config["seq_len"] is None:
-                self.config["seq_len"] = int(probs.shape[1])
-            xs.append(self._prepare(probs) if self.config["resample"] else probs)
+            if seq_len is None:
+                seq_len = int(probs.shape[1])
+            xs.append(self._prepare(probs, seq_len) if self.config["resample"] else probs)
             ys.append(f.astype(np.int64))
         lengths = {x.shape[1] for x in xs}
         if len(lengths) > 1:
@@ -509,7 +516,7 @@ class NoiseDetector:
             member's and ``info["stages"]`` gets one entry per member.
         """
         self._check_train_args(epochs, val_fraction)
-        x, y = self._collect(dynamics, is_flipped)
+        x, y = self._collect(dynamics, is_flipped, self._init_seq_len)
         nets = []
         for i in range(self.config["members"]):
             set_seed(seed + i)
@@ -518,6 +525,8 @@ class NoiseDetector:
                         stage="fit", workers=workers, member=i)
             nets.append(net)
         self.nets = nets
+        self.config["seq_len"] = int(x.shape[1]) if self._init_seq_len is None else self._init_seq_len
+        self.trained = True
         return self
 
     def fine_tune(self, dynamics, is_flipped=None, *, epochs: int = 5, lr: float = 0.003, batch_size: int = 64,
@@ -532,10 +541,10 @@ class NoiseDetector:
         of an ensemble is fine-tuned on its own, member ``i`` with seed ``seed + i``.
         Switches the memorisation guard off (module docs): the detector has then read whole runs of this data.
         """
-        if self.seq_len is None:
+        if not self.trained:
             raise RuntimeError("fine_tune() needs a trained detector; call fit() or load() first")
         self._check_train_args(epochs, val_fraction)
-        x, y = self._collect(dynamics, is_flipped)
+        x, y = self._collect(dynamics, is_flipped, self.seq_len)
         self._continue(x, y, epochs, lr, batch_size, weight_decay, val_fraction, seed, progress, "fine_tune", workers)
         return self
 
@@ -597,7 +606,7 @@ class NoiseDetector:
         NoiseDetector
             ``self``, fine-tuned; ``info["adapt"]`` records the settings and how many samples were left out.
         """
-        if self.seq_len is None:
+        if not self.trained:
             raise RuntimeError("adapt() needs a trained detector; call fit(), load() or pretrained() first")
         self._check_train_args(epochs, val_fraction)
         if not callable(train):
@@ -627,7 +636,7 @@ class NoiseDetector:
         if run.labels is not None and not np.array_equal(np.asarray(run.labels), extra):
             raise ValueError("train(labels) must train on the labels it is given: the returned dynamics carry "
                              "other labels")
-        x, y = self._collect(run, changed)
+        x, y = self._collect(run, changed, self.seq_len)
         self._continue(x[keep], y[keep], epochs, lr, batch_size, weight_decay, val_fraction, seed, progress,
                        "adapt", workers)
         self.info["adapt"] = {"rate": float(rate), "threshold": float(threshold), "seed": int(seed),
@@ -655,6 +664,9 @@ class NoiseDetector:
             if not val_mask.any() or y[val_mask].min() == y[val_mask].max():
                 val_mask[:] = False   # too few samples for a validation set with both classes
         tr = np.nonzero(~val_mask)[0]
+        if len(tr) == 0:
+            raise ValueError(f"val_fraction={val_fraction} leaves no sequences to train on ({len(y)} in all); "
+                             "lower val_fraction or pass more dynamics")
         xt = torch.as_tensor(x, device=self.device)
         yt = torch.as_tensor(y, device=self.device)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
@@ -741,7 +753,9 @@ class NoiseDetector:
 
         Parameters
         ----------
-        dynamics : Dynamics or ndarray of shape (N, T), float in [0, 1]
+        dynamics : Dynamics, or ndarray of shape (N, T), float in [0, 1]
+            A bare array of given-label probabilities only for ``features="prob"`` detectors;
+            the others, the shipped one included, read margins: pass the recorder's Dynamics.
             Any number of epochs T (see "Sequence length" in the module docs).
         batch_size : int
         memorisation_guard : bool, optional
@@ -761,7 +775,7 @@ class NoiseDetector:
 
         Parameters
         ----------
-        dynamics : Dynamics or ndarray of shape (N, T)
+        dynamics : Dynamics, or ndarray of shape (N, T) (as in :meth:`score`)
         batch_size : int
 
         Returns
@@ -793,7 +807,9 @@ class NoiseDetector:
 
         Parameters
         ----------
-        dynamics : Dynamics or ndarray of shape (N, T), float in [0, 1]
+        dynamics : Dynamics, or ndarray of shape (N, T), float in [0, 1]
+            A bare array of given-label probabilities only for ``features="prob"`` detectors;
+            the others, the shipped one included, read margins: pass the recorder's Dynamics.
         batch_size : int
 
         Returns
@@ -809,7 +825,7 @@ class NoiseDetector:
 
     def _inputs(self, dynamics) -> torch.Tensor:
         """Input channels of ``dynamics``, resampled: (N, seq_len, F) float32 on the detector's device."""
-        if self.seq_len is None:
+        if not self.trained:
             raise RuntimeError("this detector is untrained; call fit(), load() or NoiseDetector.pretrained()")
         probs, _ = features_of(dynamics, self.config["features"])
         return torch.as_tensor(self._prepare(probs), device=self.device)
@@ -817,7 +833,7 @@ class NoiseDetector:
     # -- persistence ---------------------------------------------------------
     def save(self, path) -> Path:
         """Write a checkpoint (config, weights, training metadata) atomically; loadable with ``weights_only=True``."""
-        if self.seq_len is None:
+        if not self.trained:
             raise RuntimeError("refusing to save an untrained detector")
         from . import __version__
         payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
@@ -852,7 +868,9 @@ class NoiseDetector:
         if version not in (1, CHECKPOINT_VERSION):
             raise ValueError(f"{path} has checkpoint version {version}; "
                              f"this library reads versions 1 to {CHECKPOINT_VERSION}")
-        cfg = payload["config"]
+        cfg = payload.get("config")
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path} is damaged: its configuration is missing; re-create it with NoiseDetector.save")
         raw = payload.get("state_dict" if version == 1 else "state_dicts")   # one net, or one per member
         states = [] if raw is None else [raw] if version == 1 else list(raw)
         if not states or len(states) != cfg.get("members", 1):
@@ -865,6 +883,7 @@ class NoiseDetector:
             for net, state in zip(det.nets, states):
                 net.load_state_dict(state)
                 net.eval()
+            det.trained = True
         except (RuntimeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: weights do not match the stored configuration ({exc})") from None
         det.info = payload.get("info", {})
@@ -983,7 +1002,9 @@ def detect(dynamics, detector: "NoiseDetector | str | Path | None" = None) -> np
 
     Parameters
     ----------
-    dynamics : Dynamics or ndarray of shape (N, T)
+    dynamics : Dynamics
+        As recorded by :class:`~mislabel.dynamics.DynamicsRecorder` (with margins, the default). A bare
+        ndarray of shape (N, T) of given-label probabilities works only with a ``features="prob"`` detector.
     detector : NoiseDetector, path to a checkpoint, or None for the shipped pretrained detector
 
     Returns

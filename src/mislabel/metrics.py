@@ -141,6 +141,9 @@ def precision_at_recall(scores, is_flipped, recall: float = 0.95) -> float:
     float
         NaN when there is no flipped sample.
     """
+    if isinstance(recall, bool) or not isinstance(recall, (int, float, np.integer, np.floating)) \
+            or not 0 < recall <= 1:
+        raise ValueError(f"recall must be a number in (0, 1], got {recall!r} (e.g. 0.95 for Precision@95)")
     return _precision_at_recall(*_counts(scores, is_flipped), recall)
 
 
@@ -168,23 +171,35 @@ def evaluate(scores, is_flipped) -> dict:
         ``map`` (average precision), ``roc_auc``, ``precision_at_95``,
         ``precision_at_k`` and ``recall_at_k`` with k = number of flipped samples
         (equal to each other by construction), ``k``, ``n`` and ``noise_rate``.
-        Metrics that need both classes are NaN when one is absent.
+        Where tied scores straddle the k-th place, the tied samples share the
+        remaining places evenly (the expected precision over random orders of
+        the tie), so a tie never favours either class, as in the other metrics.
+        ROC AUC is NaN unless both classes are present; the other metrics are
+        NaN without flipped samples.
     """
     s, y = _check(scores, is_flipped)
     k = int(y.sum())
-    both = 0 < k < len(y)
     s_sorted, y_sorted = _descending(s, y)   # one sort for every metric below
     tp, fp = _thresholds(s_sorted, y_sorted)
     out = {
-        "map": _average_precision(tp, fp) if both else float("nan"),
-        "roc_auc": _roc_auc(tp, fp) if both else float("nan"),
+        "map": _average_precision(tp, fp),
+        "roc_auc": _roc_auc(tp, fp),
         "precision_at_95": _precision_at_recall(tp, fp, 0.95),
     }
     if k > 0:
-        hits = int(y_sorted[:k].sum())
+        hits = _hits_at(s_sorted, y_sorted, k)
         out["precision_at_k"] = hits / k
         out["recall_at_k"] = hits / k
     else:
         out["precision_at_k"] = out["recall_at_k"] = float("nan")
     out.update(k=k, n=int(len(y)), noise_rate=k / len(y))
     return out
+
+
+def _hits_at(s_sorted: np.ndarray, y_sorted: np.ndarray, k: int) -> float:
+    """Expected number of flipped samples among the first ``k`` of a ranking (:func:`_descending`'s order)
+    when the samples tied with the k-th share the places left for them evenly."""
+    cut = s_sorted[k - 1]
+    above = int(np.count_nonzero(s_sorted > cut))
+    tied = s_sorted == cut
+    return float(y_sorted[:above].sum() + y_sorted[tied].sum() * (k - above) / np.count_nonzero(tied))

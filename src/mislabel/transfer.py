@@ -42,7 +42,8 @@ def compare(source: NoiseDetector, target_train: Dynamics, target_eval: Dynamics
     fine_tune_epochs, fine_tune_lr : int, float
         Fine-tuning budget; the default ratio fine-tune/base lr (0.3) is the paper's 0.03/0.1.
     epochs, lr : int, float
-        Training of the in-domain detector (same architecture as ``source``).
+        Training of the in-domain detector (the architecture of ``source``: width, depth, input
+        channels, sequence length and number of members).
     seed : int
     include_shipped : bool
         Add the shipped pretrained detector (needs ``target_eval.margins``, recorded by default).
@@ -56,8 +57,9 @@ def compare(source: NoiseDetector, target_train: Dynamics, target_eval: Dynamics
         raise ValueError("target_train must carry is_flipped (a synthesized noise draw)")
     tuned = copy.deepcopy(source).fine_tune(target_train, epochs=fine_tune_epochs, lr=fine_tune_lr, seed=seed,
                                             progress=False)
-    fresh = NoiseDetector(source.config["hidden_size"], source.config["num_layers"],
-                          features=source.config["features"])
+    c = source.config   # same architecture; like a fine-tuned one, it has read whole runs of this data: no guard
+    fresh = NoiseDetector(c["hidden_size"], c["num_layers"], seq_len=c["seq_len"], resample=c["resample"],
+                          features=c["features"], members=len(source.nets), device=source.device)
     fresh.fit(target_train, epochs=epochs, lr=lr, seed=seed, progress=False)
     out = {"off-the-shelf": source.score(target_eval), "fine-tuned": tuned.score(target_eval),
            "in-domain": fresh.score(target_eval)}

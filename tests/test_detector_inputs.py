@@ -1,0 +1,135 @@
+"""Edge cases of the detector, the metrics and the denormal-flushing switch (hand-computed values)."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from mislabel import Dynamics, NoiseDetector, metrics, transfer
+from mislabel._utils import flush_denormal
+
+TINY = 1e-40   # a float32 denormal: zero while flushing is on
+
+
+def _flushing() -> bool:
+    return float(torch.tensor([TINY], dtype=torch.float32)[0] * 1.0) == 0.0
+
+
+def test_flush_denormal_nests_and_is_per_thread():
+    torch.set_flush_denormal(False)
+    assert not _flushing()
+    go, seen = threading.Event(), []
+
+    def other():   # started before the block (new threads inherit their creator's setting)
+        go.wait(10)
+        seen.append(_flushing())
+
+    t = threading.Thread(target=other)
+    t.start()
+    with flush_denormal():
+        assert _flushing()
+        with flush_denormal():
+            assert _flushing()
+        assert _flushing(), "an inner block must not switch flushing off for the rest of the outer one"
+        go.set()
+        t.join()
+        assert seen == [False], "the setting belongs to the thread that made it"
+    assert not _flushing()
+
+
+def test_precision_at_k_shares_a_tie_across_the_cut():
+    # k = 2; 0.9 is flipped, then a tie of one flipped and one clean sample for the one place left: 1 + 1/2 hits
+    for flips in ([1, 1, 0, 0], [1, 0, 1, 0]):
+        r = metrics.evaluate([0.9, 0.5, 0.5, 0.1], flips)
+        assert r["precision_at_k"] == pytest.approx(0.75)
+    # a constant score gives the noise rate whatever the sample order
+    assert metrics.evaluate([0.3] * 4, [1, 1, 0, 0])["precision_at_k"] == 0.5
+    assert metrics.evaluate([0.3] * 4, [0, 0, 1, 1])["precision_at_k"] == 0.5
+    # no tie at the cut: the plain count
+    assert metrics.evaluate([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0])["precision_at_k"] == 0.5
+
+
+def test_evaluate_when_every_sample_is_flipped():
+    r = metrics.evaluate([0.9, 0.1], [True, True])
+    assert r["map"] == 1.0 == metrics.average_precision([0.9, 0.1], [True, True])
+    assert np.isnan(r["roc_auc"])
+
+
+@pytest.mark.parametrize("recall", [0, 1.5, -0.1, True, "0.95"])
+def test_precision_at_recall_rejects_bad_recall(recall):
+    with pytest.raises(ValueError, match=r"recall must be a number in \(0, 1\]"):
+        metrics.precision_at_recall([0.9, 0.1], [True, False], recall=recall)
+
+
+def _toy(n=40, T=6, seed=0, flip_share=0.3):
+    rng = np.random.default_rng(seed)
+    f = np.arange(n) < int(flip_share * n)
+    p = np.clip(np.where(f, 0.2, 0.8)[:, None] + 0.05 * rng.standard_normal((n, T)), 0.01, 0.99)
+    m = np.where(f, -1.0, 2.0)[:, None] + rng.standard_normal((n, T))
+    return Dynamics(p.astype(np.float32), np.zeros(n, dtype=np.int64), is_flipped=f, margins=m.astype(np.float32))
+
+
+def test_a_failed_fit_leaves_the_detector_untrained():
+    det = NoiseDetector(hidden_size=4, num_layers=1)
+    with pytest.raises(ValueError, match="both flipped and clean"):
+        det.fit(_toy(flip_share=0.0), epochs=1, progress=False)
+    assert not det.trained and det.seq_len is None
+    with pytest.raises(RuntimeError, match="untrained"):
+        det.score(_toy())
+    with pytest.raises(RuntimeError, match="untrained"):
+        det.save("never-written.pt")
+
+
+def test_a_detector_built_with_seq_len_is_untrained_until_fit():
+    det = NoiseDetector(hidden_size=4, num_layers=1, seq_len=8)
+    with pytest.raises(RuntimeError, match="untrained"):
+        det.score(_toy())
+    det.fit(_toy(), epochs=1, progress=False)
+    assert det.trained and det.seq_len == 8
+
+
+def test_fit_from_scratch_takes_the_new_runs_length():
+    det = NoiseDetector(hidden_size=4, num_layers=1)
+    det.fit(_toy(T=6), epochs=1, progress=False)
+    assert det.seq_len == 6
+    det.fit(_toy(T=9), epochs=1, progress=False)
+    assert det.seq_len == 9
+    det.fine_tune(_toy(T=4), epochs=1, progress=False)   # fine-tuning keeps the trained length
+    assert det.seq_len == 9
+
+
+def test_val_fraction_that_leaves_nothing_to_train_on():
+    with pytest.raises(ValueError, match="val_fraction=0.9 leaves no sequences to train on"):
+        NoiseDetector(hidden_size=4, num_layers=1).fit(_toy(n=6, flip_share=0.5), epochs=1, val_fraction=0.9,
+                                                       progress=False)
+
+
+def test_load_names_a_checkpoint_without_its_configuration(tmp_path):
+    det = NoiseDetector(hidden_size=4, num_layers=1).fit(_toy(), epochs=1, progress=False)
+    path = det.save(tmp_path / "d.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]
+    torch.save(payload, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="configuration is missing"):
+        NoiseDetector.load(tmp_path / "broken.pt")
+    assert NoiseDetector.load(path).trained
+
+
+def test_in_domain_detector_has_the_sources_architecture():
+    source = NoiseDetector(hidden_size=4, num_layers=1, seq_len=5, members=2).fit(_toy(), epochs=1,
+                                                                                   progress=False)
+    seen = {}
+    fit = NoiseDetector.fit
+
+    def spy(self, *args, **kwargs):
+        out = fit(self, *args, **kwargs)
+        seen.update(self.config, members_trained=len(self.nets))
+        return out
+
+    NoiseDetector.fit = spy
+    try:
+        transfer.compare(source, _toy(seed=1), _toy(seed=2), fine_tune_epochs=1, epochs=1, include_shipped=False)
+    finally:
+        NoiseDetector.fit = fit
+    assert seen["seq_len"] == 5 and seen["members_trained"] == 2 and seen["hidden_size"] == 4
+    assert seen["memorisation_guard"] is False

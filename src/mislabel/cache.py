@@ -19,17 +19,16 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ._utils import find_repo_root
+
 
 def default_dir() -> Path:
     """The cache folder (see module docstring)."""
     env = os.environ.get("MISLABEL_CACHE")
     if env:
         return Path(env)
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_toc.yml").is_file() or (folder / "pyproject.toml").is_file():
-            return folder / ".cache" / "mislabel"
-    return Path.home() / ".cache" / "mislabel"
+    repo = find_repo_root(markers=("_toc.yml", "pyproject.toml"), package_fallback=False)
+    return repo / ".cache" / "mislabel" if repo is not None else Path.home() / ".cache" / "mislabel"
 
 
 def key_of(params: dict) -> str:
@@ -39,7 +38,8 @@ def key_of(params: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None) -> Path:
+def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None,
+           validate: Callable[[Path], None] | None = None) -> Path:
     """Return the folder holding the result for ``params``, computing it on a miss.
 
     Parameters
@@ -52,6 +52,10 @@ def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=N
         Writes the result files into ``folder`` (a fresh temporary folder).
     cache_dir : path, optional
         Default :func:`default_dir`.
+    validate : callable(folder: Path) -> None, optional
+        Reads back what ``compute`` wrote and raises if it cannot be used; runs
+        before the entry is renamed into place, so an unreadable result is never
+        cached (the temporary folder is removed and the error propagates).
 
     Returns
     -------
@@ -66,6 +70,8 @@ def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=N
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         compute(tmp)
+        if validate is not None:
+            validate(tmp)
         (tmp / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
         try:
             os.replace(tmp, final)

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._utils import atomic_path
+from ._utils import atomic_path, check_seed, find_repo_root
 
 __all__ = [
     "DATASETS",
@@ -258,9 +258,7 @@ def load(
     name = name.lower()
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed)
 
     coarse = coarse_classes = None
     if name == "fashion-mnist":
@@ -399,9 +397,9 @@ def _fmnist_candidates(root) -> list[Path]:
 def _local_data_dirs() -> list[Path]:
     """``./data``, then the ``data`` folder of the repository checkout that holds the working directory
     (where ``scripts/get_data.sh`` puts files), so that notebooks running in ``notebooks/`` find them."""
-    from .report import repo_root
     dirs = [Path("data")]
-    repo = repo_root() / "data"
+    root = find_repo_root(markers=("pyproject.toml",), package_fallback=True)
+    repo = (root if root is not None else Path.cwd().resolve()) / "data"
     if repo.resolve() != Path("data").resolve():
         dirs.append(repo)
     return dirs
@@ -675,9 +673,7 @@ def make_synthetic(num_samples: int, split: str = "train", seed: int = 0) -> Ima
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    images, labels = _synthetic_arrays(int(num_samples), split, int(seed))
+    images, labels = _synthetic_arrays(int(num_samples), split, check_seed(seed))
     return ImageDataset(
         images=torch.from_numpy(images),
         labels=torch.from_numpy(labels),

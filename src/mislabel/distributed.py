@@ -58,8 +58,8 @@ from tqdm.auto import tqdm
 
 from ._utils import amp_enabled, resolve_device, set_seed
 from .dynamics import DynamicsRecorder
-from .train import (TrainResult, _accuracy, build_model, check_inputs, device_data, eval_batch_size, forward,
-                    log_epoch, run_meta, sgd, sgd_step)
+from .train import (TrainResult, _accuracy, build_model, check_finite, check_inputs, check_settings, check_test,
+                    device_data, eval_batch_size, forward, log_epoch, run_meta, sgd, sgd_step)
 
 __all__ = ["fit_ddp", "init_from_env", "world", "main"]
 
@@ -135,6 +135,8 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
     """
     rank, W = world()
     images, y_np, N, C = check_inputs(images, labels, epochs, record, num_classes)
+    check_test(images, test_images, test_labels)
+    batch_size, lr, seed = check_settings(batch_size, lr, seed)
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     dev = resolve_device(device)
@@ -208,6 +210,7 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
             dist.all_reduce(stats)
         test_acc = _accuracy(model, x_test, y_test, use_amp) if has_test else float("nan")
         log_epoch(hist, bar, epoch, current_lr, float(stats[0]) / M, float(stats[1]) / M, test_acc, t0)
+        check_finite(hist["train_loss"][-1], epoch, lr, model if epoch == epochs - 1 else None)
     model.eval()
 
     dyn = None

@@ -44,14 +44,15 @@ class CifarResNet(nn.Module):
     Parameters
     ----------
     depth : int
-        6n+2 (20, 32, 44, 56, 110). ResNet-32 is the paper's CIFAR model.
+        6n+2 with n >= 1 (8, 20, 32, 44, 56, 110). ResNet-32 is the paper's CIFAR model.
     in_channels, num_classes : int
     """
 
     def __init__(self, depth: int = 32, in_channels: int = 3, num_classes: int = 10) -> None:
         super().__init__()
-        if (depth - 2) % 6 != 0:
-            raise ValueError(f"ResNet depth must be 6n+2 (20, 32, 56, ...), got {depth}")
+        if isinstance(depth, bool) or depth < 8 or (depth - 2) % 6 != 0:
+            raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 blocks per stage (8, 20, 32, 56, ...), "
+                             f"got {depth!r}")
         n = (depth - 2) // 6
         self.conv = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(16)
@@ -109,7 +110,7 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def build(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Module:
+def build(name: str, in_channels: int = 3, num_classes: int = 10, image_size: int | tuple[int, int] = 32) -> nn.Module:
     """Build a classifier by name.
 
     Parameters
@@ -118,8 +119,9 @@ def build(name: str, in_channels: int = 3, num_classes: int = 10, image_size: in
     in_channels : int
         Image channels C of inputs shaped (B, C, H, W).
     num_classes : int
-    image_size : int
-        Height (= width) of the inputs; used by ``cnn`` and ``mlp``.
+    image_size : int or (int, int)
+        Input side H (square images) or ``(H, W)``; used by ``cnn`` (which pools to a square
+        grid set by H) and ``mlp`` (``C * H * W`` input features).
 
     Returns
     -------
@@ -128,11 +130,19 @@ def build(name: str, in_channels: int = 3, num_classes: int = 10, image_size: in
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if isinstance(image_size, (tuple, list)):
+        if len(image_size) != 2:
+            raise ValueError(f"image_size must be an int or a pair (H, W), got {image_size!r}")
+        height, width = (int(v) for v in image_size)
+    else:
+        height = width = int(image_size)
+    if height < 1 or width < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
     key = str(name).lower().replace("-", "").replace("_", "")
     if key.startswith("resnet") and key[6:].isdigit():
         return CifarResNet(int(key[6:]), in_channels, num_classes)
     if key == "cnn":
-        return SmallCNN(in_channels, num_classes, image_size)
+        return SmallCNN(in_channels, num_classes, height)
     if key == "mlp":
-        return MLP(in_channels * image_size * image_size, num_classes)
+        return MLP(in_channels * height * width, num_classes)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} or pass an nn.Module")

@@ -7,6 +7,7 @@ key built from every argument that affects them.
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,14 @@ from . import cache as _cache
 from . import data as _data
 from . import noise as _noise
 from . import train as _train
-from ._utils import amp_enabled, resolve_device
+from ._utils import amp_enabled, atomic_path, resolve_device
 from .detector import NoiseDetector, resolve_workers
 from .dynamics import Dynamics
 
 NOISE_CHOICES = ("none", "symmetric", "asymmetric", "superclass")
+
+#: ``record`` values :func:`capture` accepts (it always returns dynamics, so not None)
+CAPTURE_RECORD_MODES = ("train", "eval")
 
 
 @dataclass
@@ -119,6 +123,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         Asymmetric mapping name (see :func:`mislabel.noise.asymmetric`).
     model, epochs, record, seed, batch_size, lr, weight_decay, milestones, device, amp, store_full
         Passed to :func:`mislabel.train.fit` (``milestones=()`` keeps the learning rate constant).
+        ``record`` must be "train" or "eval" (:data:`CAPTURE_RECORD_MODES`): a capture returns dynamics.
     augment : bool, optional
         Batched random crop and flip (``train.default_augment``); False trains on the raw images.
         None (default): on for image data sets, off for those where a crop or flip changes what a
@@ -135,6 +140,10 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
     -------
     Capture
     """
+    if record not in CAPTURE_RECORD_MODES:
+        raise ValueError(f"record must be one of {', '.join(map(repr, CAPTURE_RECORD_MODES))} (a capture "
+                         f"returns recorded dynamics), got {record!r}; use mislabel.train.fit(record=None) "
+                         "to train without recording")
     params = dict(dataset=dataset, subset=subset, data_seed=data_seed, noise=noise, rate=float(rate),
                   noise_seed=noise_seed, underlying_rate=float(underlying_rate), mapping=mapping, model=model,
                   epochs=epochs, record=record, seed=seed, batch_size=batch_size, lr=lr,
@@ -175,7 +184,8 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         with tempfile.TemporaryDirectory(prefix="mislabel-capture-") as tmp:
             compute(Path(tmp))
             return _read_capture(Path(tmp), folder=None)
-    folder = _cache.cached("capture", params, compute, cache_dir=cache_dir)
+    folder = _cache.cached("capture", params, compute, cache_dir=cache_dir,
+                           validate=lambda tmp: read_history(tmp / "history.csv"))
     return _read_capture(folder, folder)
 
 
@@ -228,16 +238,88 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
     return NoiseDetector.load(folder / "detector.pt")
 
 
+def _csv_number(key: str, value) -> str:
+    """``value`` as CSV text: an integer as ``int``, any other number as the ``repr`` of a Python float.
+
+    NumPy and 0-d torch scalars are converted first, so ``np.float64(0.05)`` is written ``0.05``
+    (its ``repr`` would be ``np.float64(0.05)``, which :func:`read_history` cannot parse).
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return repr(int(value))
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"history[{key!r}] holds {value!r} ({type(value).__name__}); "
+                         "every history value must be a number") from None
+
+
 def write_history(history: dict, path) -> None:
-    """Write a per-epoch history dict of equal-length lists as CSV."""
-    keys = list(history)
-    rows = zip(*(history[k] for k in keys))
-    Path(path).write_text(",".join(keys) + "\n" + "".join(",".join(repr(v) for v in r) + "\n" for r in rows))
+    """Write a per-epoch history as CSV, atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    history : dict of str -> list of numbers
+        Equal-length columns, e.g. :attr:`mislabel.train.TrainResult.history`. Values may be
+        Python, NumPy or 0-d torch numbers; they are written as plain ``int`` or ``float``.
+    path : str or Path
+        Destination ``.csv``.
+
+    Raises
+    ------
+    ValueError
+        If the columns differ in length, a column name holds a comma or newline, or a value is not a number.
+    """
+    keys = [str(k) for k in history]
+    bad = [k for k in keys if "," in k or "\n" in k or not k]
+    if bad:
+        raise ValueError(f"history column names must be non-empty and hold no comma or newline, got {bad!r}")
+    lengths = {k: len(history[k]) for k in history}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"history columns must have equal lengths, got {lengths}")
+    rows = zip(*(history[k] for k in history))
+    text = ",".join(keys) + "\n" + "".join(",".join(_csv_number(k, v) for k, v in zip(keys, r)) + "\n"
+                                           for r in rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+_NUMPY_REPR = re.compile(r"np\.(?:float|int|uint)\d*\((.*)\)")
+
+
+def _parse_number(text: str) -> float:
+    """A CSV value as float; also reads ``np.float64(0.05)``, which earlier versions wrote for NumPy values."""
+    m = _NUMPY_REPR.fullmatch(text.strip())
+    return float(m.group(1) if m else text)
 
 
 def read_history(path) -> dict:
-    """Read a CSV written by :func:`write_history` into a dict of float lists."""
+    """Read a CSV written by :func:`write_history`.
+
+    Returns
+    -------
+    dict of str -> list of float
+        One list per column, one value per epoch.
+
+    Raises
+    ------
+    ValueError
+        If a value cannot be read as a number (the message names the file, line and text).
+    """
     lines = Path(path).read_text().strip().splitlines()
+    if not lines:
+        raise ValueError(f"{path} is empty: not a history written by write_history; delete it and re-run")
     keys = lines[0].split(",")
-    cols = list(zip(*(map(float, ln.split(",")) for ln in lines[1:]))) if len(lines) > 1 else [[] for _ in keys]
+    rows = []
+    for n, ln in enumerate(lines[1:], start=2):
+        parts = ln.split(",")
+        try:
+            if len(parts) != len(keys):
+                raise ValueError
+            rows.append([_parse_number(v) for v in parts])
+        except ValueError:
+            raise ValueError(f"{path}: line {n} ({ln!r}) is not {len(keys)} comma-separated numbers; "
+                             "the history file is damaged: delete it (or its cache folder) and re-run") from None
+    cols = list(zip(*rows)) if rows else [[] for _ in keys]
     return {k: list(c) for k, c in zip(keys, cols)}

@@ -32,7 +32,7 @@ import pandas as pd
 from . import baselines as _baselines
 from . import metrics as _metrics
 from . import pipeline as _pipeline
-from ._utils import atomic_path
+from ._utils import atomic_path, find_repo_root
 from .dynamics import Dynamics
 
 __all__ = [
@@ -106,14 +106,8 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     pathlib.Path
         Absolute path.
     """
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file():
-            return folder
-    package_checkout = Path(__file__).resolve().parents[2]
-    if (package_checkout / "pyproject.toml").is_file():
-        return package_checkout
-    return here
+    found = find_repo_root(start, markers=("pyproject.toml",), package_fallback=True)
+    return found if found is not None else Path(start if start is not None else Path.cwd()).resolve()
 
 
 def chapter_out_dir(chapter: str, out_dir: str | os.PathLike | None = None) -> Path:

@@ -15,6 +15,7 @@ and fed to the model. The loop synchronises with the host once per epoch.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -25,10 +26,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import models as _models
-from ._utils import amp_enabled, as_int_labels, resolve_device, set_seed
+from ._utils import amp_enabled, as_int_labels, check_seed, resolve_device, set_seed
 from .dynamics import Dynamics, DynamicsRecorder
 
 RECORD_MODES = ("train", "eval", None)
+
+
+class TrainingDivergedError(ValueError):
+    """Training produced a NaN or inf loss (or weights): the learning rate is too high for the data."""
 
 
 def eval_batch_size(device: torch.device) -> int:
@@ -118,14 +123,31 @@ def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, generator: torch.Gen
 
 
 def default_augment(images: torch.Tensor) -> tuple[int, bool]:
-    """Padding and flipping used when ``augment="auto"``: (4, True) for >= 32 px RGB (CIFAR
-    recipe), (2, True) for 28 px gray (Fashion-MNIST), (1, False) for tiny images (digits)."""
-    H = images.shape[2]
-    if H >= 32:
+    """Padding and flipping used when ``augment="auto"``.
+
+    Parameters
+    ----------
+    images : Tensor of shape (N, C, H, W)
+        Only the shape is read; S = min(H, W) decides.
+
+    Returns
+    -------
+    pad : int
+    flip : bool
+        (4, True) for S >= 32 (CIFAR recipe), (2, True) for 16 <= S < 32 (28 px
+        Fashion-MNIST), (1, False) for 8 <= S < 16 (8 px digits), and (0, False),
+        no augmentation, for S < 8: tabular rows stored as (N, F, 1, 1) or tiny
+        patches (satellite's 3x3) would otherwise have most of their values
+        replaced by padding.
+    """
+    S = min(images.shape[2], images.shape[3])
+    if S >= 32:
         return 4, True
-    if H >= 16:
+    if S >= 16:
         return 2, True
-    return 1, False
+    if S >= 8:
+        return 1, False
+    return 0, False
 
 
 def forward(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
@@ -240,12 +262,101 @@ def check_inputs(images, labels, epochs, record, num_classes) -> tuple[torch.Ten
     return images, y_np, N, C
 
 
+def check_test(images: torch.Tensor, test_images, test_labels) -> None:
+    """Validate held-out data for :func:`fit`: both or neither given, same per-sample shape, equal lengths.
+
+    Parameters
+    ----------
+    images : Tensor of shape (N, C, H, W)
+        The training images (already checked by :func:`check_inputs`).
+    test_images : array-like of shape (M, C, H, W) or None
+    test_labels : array-like of shape (M,) or None
+
+    Raises
+    ------
+    ValueError
+        Saying which argument is wrong and how.
+    """
+    if test_images is None and test_labels is None:
+        return
+    if test_images is None or test_labels is None:
+        given, missing = ("test_images", "test_labels") if test_labels is None else ("test_labels", "test_images")
+        raise ValueError(f"{given} was given without {missing}: pass both (test accuracy is computed from the "
+                         "pair) or neither")
+    shape = tuple(test_images.shape) if hasattr(test_images, "shape") else tuple(torch.as_tensor(test_images).shape)
+    if len(shape) != 4 or shape[1:] != tuple(images.shape[1:]):
+        raise ValueError(f"test_images must have shape (M, {', '.join(map(str, images.shape[1:]))}) like the "
+                         f"training images (N, C, H, W), got {shape}")
+    n_labels = len(as_int_labels(test_labels, "test_labels"))
+    if n_labels != shape[0]:
+        raise ValueError(f"test_labels has {n_labels} entries but test_images has {shape[0]}; they must match")
+
+
+def check_settings(batch_size, lr, seed) -> tuple[int, object, int]:
+    """Validate the SGD settings of :func:`fit`.
+
+    Returns
+    -------
+    batch_size : int
+    lr : the given object, unchanged
+        (the optimiser keeps receiving exactly what the caller passed, so numbers do not change)
+    seed : int
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` is not a positive integer, ``lr`` not a finite number >= 0, or
+        ``seed`` not a non-negative integer.
+    """
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    number = isinstance(lr, (int, float, np.integer, np.floating)) or (
+        isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.is_floating_point())
+    if isinstance(lr, (bool, np.bool_)) or not number or not math.isfinite(float(lr)) or float(lr) < 0:
+        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    return int(batch_size), lr, check_seed(seed)
+
+
+def check_finite(loss: float, epoch: int, lr, model: nn.Module | None = None) -> None:
+    """Raise when training diverged: the epoch's mean loss is NaN or inf, or (with ``model``) a weight is.
+
+    The loss is the per-epoch value :func:`fit` already brings to the host, so the check costs
+    nothing per batch; the weights are checked once, after the last epoch (a last step that
+    blew up leaves a finite loss but NaN weights and recorded probabilities).
+
+    Parameters
+    ----------
+    loss : float
+        Mean training loss of epoch ``epoch`` (0-based).
+    epoch : int
+    lr : float
+        The initial learning rate, quoted in the message.
+    model : nn.Module, optional
+        Also check its parameters.
+
+    Raises
+    ------
+    TrainingDivergedError
+        Saying at which epoch training diverged and to lower the learning rate.
+    """
+    what = None
+    if not math.isfinite(loss):
+        what = f"the training loss is {loss}"
+    elif model is not None:
+        params = [p.detach().isfinite().all() for p in model.parameters()]
+        if params and not bool(torch.stack(params).all()):
+            what = "the model's weights are NaN or inf"
+    if what is not None:
+        raise TrainingDivergedError(f"training diverged at epoch {epoch + 1}: {what}; lower the learning rate "
+                                 f"(lr={lr}) or check the inputs for NaN/inf")
+
+
 def build_model(model, images: torch.Tensor, num_classes: int, device: torch.device) -> tuple[nn.Module, str]:
     """The module (built by name if ``model`` is a str) on ``device`` in channels-last format, and its name."""
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
         model = _models.build(model, in_channels=images.shape[1], num_classes=num_classes,
-                              image_size=images.shape[2])
+                              image_size=(images.shape[2], images.shape[3]))
     # channels_last is ~3x faster for convolutions on CPU (measured) and preferred by cuDNN
     return model.to(device).to(memory_format=torch.channels_last), name
 
@@ -310,7 +421,10 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         SGD settings; the learning rate is divided by 10 at each fraction of
         ``epochs`` in ``milestones`` (default 50% and 75%, as in the paper's 100/150 of 200).
     augment : "auto", None or (pad, flip)
-        Batched random crop (zero padding ``pad``) and horizontal flip.
+        Batched random crop (zero padding ``pad``) and horizontal flip; "auto" picks them
+        from the image size (:func:`default_augment`: none below 8 px). Data whose meaning a
+        crop or flip changes (:data:`mislabel.data.NO_AUGMENT`) need ``augment=None``;
+        :func:`mislabel.pipeline.capture` does that by data set name.
     record : {"train", "eval", None}
         How to record dynamics (see module docstring).
     seed : int
@@ -343,8 +457,17 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    ValueError
+        Bad inputs or settings (the message says which and how to fix it).
+    TrainingDivergedError
+        Training diverged (NaN or inf loss): lower ``lr``. A subclass of ValueError.
     """
     images, y_np, N, C = check_inputs(images, labels, epochs, record, num_classes)
+    check_test(images, test_images, test_labels)
+    batch_size, lr, seed = check_settings(batch_size, lr, seed)
     dev = resolve_device(device)
     set_seed(seed)
     model, model_name = build_model(model, images, C, dev)
@@ -392,6 +515,7 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         if has_test:
             test_acc = _accuracy(model, x_test, y_test, use_amp)
         log_epoch(hist, bar, epoch, current_lr, float(loss_sum) / N, int(correct) / N, test_acc, t0)
+        check_finite(hist["train_loss"][-1], epoch, lr, model if epoch == epochs - 1 else None)
     model.eval()
 
     dyn = None
@@ -404,21 +528,32 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
 def log_epoch(hist: dict, bar, epoch: int, lr: float, train_loss: float, train_acc: float, test_acc: float,
               t0: float) -> None:
     """Append one epoch to a history dict of lists and update the progress bar."""
-    for key, value in (("epoch", epoch + 1), ("lr", lr), ("train_loss", train_loss), ("train_acc", train_acc),
-                       ("test_acc", test_acc), ("seconds", time.perf_counter() - t0)):
+    for key, value in (("epoch", epoch + 1), ("lr", float(lr)), ("train_loss", train_loss),
+                       ("train_acc", train_acc), ("test_acc", test_acc), ("seconds", time.perf_counter() - t0)):
         hist[key].append(value)
     bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}")
 
 
 def run_meta(model_name, epochs, record, seed, batch_size, lr, weight_decay, num_classes, meta=None,
              **extra) -> dict:
-    """The ``Dynamics.meta`` of a training run: its settings, ``extra`` entries, then the caller's ``meta``."""
+    """The ``Dynamics.meta`` of a training run: its settings, ``extra`` entries, then the caller's ``meta``.
+
+    NumPy and 0-d torch numbers among the settings are stored as Python numbers (the meta is saved as JSON).
+    """
     from . import __version__
     info = {"model": model_name, "epochs": int(epochs), "record": record, "seed": int(seed),
-            "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "num_classes": num_classes,
-            "library_version": __version__, **extra}
+            "batch_size": _plain(batch_size), "lr": _plain(lr), "weight_decay": _plain(weight_decay),
+            "num_classes": _plain(num_classes), "library_version": __version__,
+            **{k: _plain(v) for k, v in extra.items()}}
     info.update(meta or {})
     return info
+
+
+def _plain(value):
+    """A NumPy scalar or one-element tensor as the Python number it holds; anything else unchanged."""
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
+        return value.item()
+    return value
 
 
 @torch.no_grad()

@@ -13,31 +13,42 @@ Two pieces:
 
 File format (``FORMAT_VERSION = 1``), arrays in one uncompressed ``.npz``:
 
-=================  =============  ==========================================
-key                shape, dtype   meaning
-=================  =============  ==========================================
-``format``         (), str        always ``"mislabel-dynamics"``
-``format_version`` (), int64      1
-``probs``          (N, T) f32     softmax probability of the given label
-``labels``         (N,) int64     the given (possibly noisy) labels
-``is_flipped``     (N,) bool      optional ground truth
-``margins``        (N, T) f32     optional: given-label logit minus largest other logit
-``runner_up``      (N, T) i32     optional: the class of that largest other logit
-                                  (files written before 0.2 lack it; still readable)
-``full``           (N, T, C) f16  optional: all class probabilities
-``full_file``      (), str        optional, instead of ``full``: path (relative to
-                                  the ``.npz``) of a (T, N, C) float16 ``.npy``
-                                  holding them, opened memory-mapped on load
-``meta``           (), str        JSON object (dataset, noise, model, epochs, ...)
-=================  =============  ==========================================
+======================  =============  ==========================================
+key                     shape, dtype   meaning
+======================  =============  ==========================================
+``format``              (), str        always ``"mislabel-dynamics"``
+``format_version``      (), int64      1
+``probs``               (N, T) f32     softmax probability of the given label
+``labels``              (N,) int64     the given (possibly noisy) labels
+``is_flipped``          (N,) bool      optional ground truth
+``margins``             (N, T) f32     optional: given-label logit minus largest other logit
+``runner_up``           (N, T) i32     optional: the class of that largest other logit
+                                       (files written before 0.2 lack it; still readable)
+``full``                (N, T, C) f16  optional: all class probabilities
+``full_file``           (), str        optional, instead of ``full``: path (relative to
+                                       the ``.npz``) of a (T, N, C) float16 ``.npy``
+                                       holding them, opened memory-mapped on load
+``full_fingerprint``    (), str        optional, with ``full_file``: its data size in bytes
+                                       and a hash of 64 evenly spaced 4 KiB pieces; a file
+                                       that no longer matches (replaced by another run) is
+                                       not loaded (warning, ``full=None``). Older files
+                                       lack it and load unchecked
+``meta``                (), str        JSON object (dataset, noise, model, epochs, ...)
+======================  =============  ==========================================
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
 import os
 import struct
+import tempfile
 import warnings
+import weakref
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,8 +199,21 @@ class Dynamics:
         return self.num_samples
 
     def subset(self, index) -> "Dynamics":
-        """Rows ``index`` (bool mask or integer indices) as a new :class:`Dynamics`."""
-        idx = np.asarray(index)
+        """Rows ``index`` as a new :class:`Dynamics`.
+
+        Parameters
+        ----------
+        index : array-like of shape (N,), bool, or of shape (K,), int
+            A boolean mask over all N samples, or the indices of the samples
+            to keep (in ``[-N, N)``; repeats allowed). Must select at least one sample.
+
+        Raises
+        ------
+        ValueError
+            If the mask has the wrong length, an index is out of range, the
+            index is neither boolean nor integer, or it selects no sample.
+        """
+        idx = _row_index(index, self.num_samples)
         take = lambda a: None if a is None else a[idx]  # noqa: E731
         return Dynamics(self.probs[idx], self.labels[idx], take(self.is_flipped), take(self.margins),
                         take(self.full), dict(self.meta), take(self.runner_up))
@@ -209,20 +233,50 @@ class Dynamics:
                         dict(self.meta), cut(self.runner_up))
 
     def save(self, path) -> Path:
-        """Write a versioned ``.npz`` atomically (a failed write leaves nothing behind)."""
+        """Write a versioned ``.npz`` atomically (a failed write leaves nothing behind).
+
+        When ``full`` is the memory map of a ``.npy`` written by
+        ``DynamicsRecorder(full_path=...)``, the file stores a reference to that
+        ``.npy`` plus a fingerprint of its contents (``full_fingerprint``), so
+        that :meth:`load` notices if the ``.npy`` is later replaced by another
+        run. If the ``.npy`` at that path was already replaced, ``full`` is
+        stored inline instead (with a warning).
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination ``.npz``.
+
+        Returns
+        -------
+        Path
+
+        Raises
+        ------
+        TypeError
+            If ``meta`` holds a value that cannot be stored as JSON (the message names its key).
+        """
         path = Path(path)
+        meta_json = json.dumps(_jsonable_meta(self.meta, "meta"))
         arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-                  "probs": self.probs, "labels": self.labels, "meta": np.array(json.dumps(self.meta))}
+                  "probs": self.probs, "labels": self.labels, "meta": np.array(meta_json)}
         for key in ("is_flipped", "margins", "runner_up", "full"):
             if getattr(self, key) is not None:
                 arrays[key] = getattr(self, key)
         backing = _backing_npy(self.full)
         if backing is not None:  # memory-mapped: reference the .npy instead of copying it
-            del arrays["full"]
-            try:
-                arrays["full_file"] = np.array(os.path.relpath(backing, path.parent.resolve()))
-            except ValueError:  # another drive (Windows)
-                arrays["full_file"] = np.array(str(backing))
+            fingerprint = _full_fingerprint(self.full.base)
+            if _file_fingerprint(backing) == fingerprint:
+                del arrays["full"]
+                arrays["full_fingerprint"] = np.array(fingerprint)
+                try:
+                    arrays["full_file"] = np.array(os.path.relpath(backing, path.parent.resolve()))
+                except ValueError:  # another drive (Windows)
+                    arrays["full_file"] = np.array(str(backing))
+            else:
+                warnings.warn(f"the full class probabilities of these dynamics were recorded in {backing}, which "
+                              "has since been replaced or removed (another run with the same full_path?); "
+                              f"storing them inside {path} instead", stacklevel=2)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -243,14 +297,33 @@ class Dynamics:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no dynamics file at {path}; create one with `python -m mislabel capture` or Dynamics.save")
+        expected = ("Dynamics.load expects a .npz written by Dynamics.save (e.g. DynamicsRecorder(...).result()"
+                    ".save(path)) or `python -m mislabel capture`")
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(8)
+        except OSError as exc:
+            raise ValueError(f"cannot read {path} ({exc})") from None
+        if head.startswith(b"\x93NUMPY"):
+            raise ValueError(f"{path} is a single-array .npy file, not a dynamics file; {expected}. (A (T, N, C) "
+                             ".npy written with DynamicsRecorder(full_path=...) is read through the .npz that "
+                             "refers to it.)")
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            raise ValueError(f"{path} is not a .npz (zip) file (it starts with {head!r}; a text or CSV file?); "
+                             f"{expected}")
         try:
             with np.load(path, allow_pickle=False) as z:
                 content = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        except ValueError as exc:
+            if "pickle" in str(exc):   # numpy's message would advise allow_pickle=True: never needed here
+                raise ValueError(f"{path} holds Python objects (pickled arrays), which a dynamics file never "
+                                 f"does; {expected}") from None
+            raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
         if content.get("format") is None or str(content["format"]) != FORMAT:
             raise ValueError(f"{path} is not a mislabel dynamics file (missing format tag {FORMAT!r})")
-        version = int(content.get("format_version", -1))
+        version = _format_version(content.get("format_version"), path)
         if version != FORMAT_VERSION:
             raise ValueError(f"{path} has dynamics format version {version}; this library reads version {FORMAT_VERSION}")
         for key in ("probs", "labels"):
@@ -262,7 +335,8 @@ class Dynamics:
             raise ValueError(f"{path} has unreadable metadata (meta is not JSON)") from None
         full = content.get("full")
         if full is None and "full_file" in content:
-            full = _open_full_npy(path, str(content["full_file"]))
+            fingerprint = content.get("full_fingerprint")   # absent in files written before it existed
+            full = _open_full_npy(path, str(content["full_file"]), None if fingerprint is None else str(fingerprint))
         try:
             return cls(content["probs"], content["labels"], content.get("is_flipped"), content.get("margins"),
                        full, meta, content.get("runner_up"))
@@ -282,8 +356,12 @@ def _backing_npy(full) -> Path | None:
     return Path(base.filename).resolve()
 
 
-def _open_full_npy(npz_path: Path, name: str):
-    """Open the (T, N, C) .npy referenced by ``full_file`` read-only as an (N, T, C) view; None if missing."""
+def _open_full_npy(npz_path: Path, name: str, fingerprint: str | None = None):
+    """Open the (T, N, C) .npy referenced by ``full_file`` read-only as an (N, T, C) view.
+
+    None (with a warning) if the file is missing, or if ``fingerprint`` is given and the file no
+    longer matches it (replaced by another run since the ``.npz`` was saved).
+    """
     f = Path(name) if os.path.isabs(name) else npz_path.parent / name
     if not f.is_file():
         warnings.warn(f"{npz_path}: full class probabilities are stored in {f}, which is missing; "
@@ -293,17 +371,110 @@ def _open_full_npy(npz_path: Path, name: str):
         mm = np.load(f, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{npz_path}: cannot read its full-probabilities file {f} ({exc})") from None
+    if fingerprint is not None and _full_fingerprint(mm) != fingerprint:
+        warnings.warn(f"{npz_path}: full class probabilities are stored in {f}, but that file has been replaced "
+                      "since (another run with the same full_path?) and holds other data; loading without "
+                      "them (full=None)", stacklevel=3)
+        return None
     if mm.ndim != 3:
         raise ValueError(f"{f} must hold a (T, N, C) array, got shape {mm.shape}")
     return mm.transpose(1, 0, 2)
 
 
+def _file_fingerprint(f: Path) -> str | None:
+    """:func:`_full_fingerprint` of the ``.npy`` at ``f`` now; None if it is missing or unreadable."""
+    try:
+        return _full_fingerprint(np.load(f, mmap_mode="r", allow_pickle=False))
+    except (ValueError, OSError):
+        return None
+
+
+def _format_version(value, path) -> int:
+    """The ``format_version`` entry as an int; a clear error if it is missing or malformed."""
+    if value is None:
+        raise ValueError(f"{path} has no format_version entry; re-create it with Dynamics.save")
+    v = np.asarray(value)
+    ok = v.shape == () and (v.dtype.kind in "iu" or (v.dtype.kind == "f" and np.isfinite(v) and float(v).is_integer()))
+    if not ok:
+        shown = repr(v.tolist()) if v.size <= 8 else f"an array of shape {v.shape}"
+        raise ValueError(f"{path} has a malformed format_version ({shown}, dtype {v.dtype}); it must be one "
+                         "integer. The file is damaged or not written by Dynamics.save; re-create it")
+    return int(v)
+
+
+def _row_index(index, n: int) -> np.ndarray:
+    """Validate ``index`` (bool mask of shape (n,) or integer indices in [-n, n)) for row selection."""
+    if isinstance(index, torch.Tensor):
+        index = index.detach().cpu().numpy()
+    idx = np.asarray(index)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise ValueError(f"a boolean mask must have shape ({n},), one entry per sample; got shape {idx.shape}")
+        if not idx.any():
+            raise ValueError("the boolean mask selects no sample; select at least one")
+        return idx
+    if idx.size == 0:
+        raise ValueError("index selects no sample; pass at least one index (or a boolean mask of length "
+                         f"{n})")
+    if idx.dtype.kind not in "iu":
+        raise ValueError(f"index must be a boolean mask of shape ({n},) or integer sample indices, "
+                         f"got dtype {idx.dtype}")
+    if idx.ndim != 1:
+        raise ValueError(f"integer indices must be 1-D, got shape {idx.shape}")
+    bad = (idx < -n) | (idx >= n)
+    if bad.any():
+        raise ValueError(f"index {int(idx[bad][0])} is out of range for {n} samples; indices must be in [-{n}, {n})")
+    return idx
+
+
+def _jsonable_meta(value, where: str):
+    """``value`` with NumPy scalars and arrays turned into Python ones, ready for ``json.dumps``.
+
+    Raises TypeError, naming the entry (``where``, e.g. ``meta['batch_size']``), for anything JSON cannot hold.
+    """
+    if isinstance(value, np.generic):
+        if isinstance(value, (np.bool_, np.integer, np.floating, np.str_)):
+            return value.item()
+    elif value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind in "biufU":
+            return value.tolist()
+    elif isinstance(value, torch.Tensor):
+        if not value.is_complex():
+            return value.detach().cpu().tolist()
+    elif isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                if isinstance(k, np.generic) and isinstance(k, (np.integer, np.str_)):
+                    k = k.item()
+                else:
+                    raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; JSON keys must be "
+                                    "strings (or numbers)")
+            out[k] = _jsonable_meta(v, f"{where}[{k!r}]")
+        return out
+    elif isinstance(value, (list, tuple)):
+        items = [_jsonable_meta(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return type(value)(items) if type(value) in (list, tuple) else items
+    raise TypeError(f"{where} is a {type(value).__name__} ({value!r:.60}), which cannot be stored as JSON; "
+                    "use str, int, float, bool, None, or lists/dicts of them (e.g. str(path), float(x))")
+
+
 class _NpyAppender:
     """A float16 ``.npy`` of shape (T, N, C) that grows by one (N, C) epoch at a time.
 
-    The header is rewritten after every epoch, so the file is a valid ``.npy``
-    (``np.load(path, mmap_mode="r")``) at any time; its length is reserved
-    once so the data never move. Only one epoch is ever held in memory.
+    The epochs are written to a temporary file next to ``path``
+    (``.<name>.<random>.tmp``) whose header is rewritten after every epoch, so
+    it is a valid ``.npy`` at any time; the data never move. Only one epoch is
+    ever held in memory. A file already at ``path`` (say, the one an earlier
+    saved ``.npz`` refers to, possibly memory-mapped right now) is never
+    written to: :meth:`finish` replaces it atomically (``os.replace``), and
+    memory maps of it stay valid. If nothing is at ``path``, the temporary file
+    is also hard-linked there after the first epoch, so ``path`` shows the
+    epochs so far while recording. If the appender is garbage-collected (or the
+    interpreter exits, or a write fails) before :meth:`finish`, the unfinished
+    file is removed from both names; a file that was at ``path`` before is kept.
     """
 
     def __init__(self, path, num_samples: int, num_classes: int) -> None:
@@ -311,9 +482,19 @@ class _NpyAppender:
         self.tail = (int(num_samples), int(num_classes))
         self.epochs = 0
         self.has_nan = False
+        self.finished = False
         self._hlen = -(-(len(self._dict(10 ** 15)) + 11) // 64) * 64
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "wb") as fh:
+        self._show_live = not os.path.lexists(self.path)   # never hide or clobber an existing file mid-run
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._live = Path(tmp)      # the file written to: the temporary one until finish()
+        self._state = {"tmp": tmp, "published": None}   # what the finalizer removes
+        self._cleanup = weakref.finalize(self, _discard_unfinished, self._state)
+        with self._guard(), os.fdopen(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):        # mkstemp makes 0600; give the usual permissions
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(fh.fileno(), 0o666 & ~umask)
             fh.write(self._header())
 
     def _dict(self, epochs: int) -> bytes:
@@ -323,35 +504,124 @@ class _NpyAppender:
         body = self._dict(self.epochs).ljust(self._hlen - 11) + b"\n"
         return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
 
+    @contextlib.contextmanager
+    def _guard(self):
+        """Remove the unfinished file if the block fails (full disk, interrupted, ...)."""
+        try:
+            yield
+        except BaseException:
+            if not self.finished:
+                self._cleanup()
+            raise
+
+    def _check_alive(self) -> None:
+        if not self.finished and not self._live.exists():
+            raise RuntimeError(f"the temporary file {self._live} holding the full class probabilities for "
+                               f"{self.path} is gone (an earlier write failed, or it was deleted); "
+                               "record again with a new DynamicsRecorder")
+
     def append(self, epoch: np.ndarray) -> None:
         epoch = np.ascontiguousarray(epoch, dtype="<f2")
         if epoch.shape != self.tail:
             raise ValueError(f"epoch must have shape {self.tail}, got {epoch.shape}")
+        self._check_alive()
         self.has_nan |= bool(np.isnan(epoch).any())
-        with open(self.path, "r+b") as fh:
-            fh.seek(self._hlen + self.epochs * epoch.nbytes)
-            fh.write(epoch.data)
-            self.epochs += 1
-            fh.seek(0)
-            fh.write(self._header())
+        with self._guard():
+            with open(self._live, "r+b") as fh:
+                fh.seek(self._hlen + self.epochs * epoch.nbytes)
+                fh.write(epoch.data)
+                self.epochs += 1
+                fh.seek(0)
+                fh.write(self._header())
+            if self._show_live and not self.finished and self._state["published"] is None:
+                self._publish()
+
+    def _publish(self) -> None:
+        """Show the file at ``path`` while recording: a hard link, made only where no file is."""
+        try:
+            os.link(self._live, self.path)   # fails, rather than clobbering, if a file appeared there since
+        except OSError:                      # exists now, or no hard links here: shown by finish() only
+            self._show_live = False
+            return
+        st = os.stat(self._live)
+        self._state["published"] = (str(self.path), st.st_dev, st.st_ino)
 
     def open(self, mode: str = "r") -> np.memmap:
-        return np.load(self.path, mmap_mode=mode, allow_pickle=False)
+        return np.load(self._live, mmap_mode=mode, allow_pickle=False)
 
     def interpolate(self, chunk_bytes: int = 1 << 26) -> None:
         """Fill NaNs in place, per sample along epochs, a block of samples at a time."""
         if not self.has_nan:
             return
-        mm = self.open("r+")
-        T, N, C = mm.shape
-        step = max(1, chunk_bytes // max(1, T * C * 4))
-        for s in range(0, N, step):
-            block = np.asarray(mm[:, s:s + step], dtype=np.float32).transpose(1, 0, 2)
-            if np.isnan(block).any():
-                mm[:, s:s + step] = interpolate_missing(block).transpose(1, 0, 2).astype(np.float16)
-        mm.flush()
-        del mm
+        self._check_alive()
+        with self._guard():
+            mm = self.open("r+")
+            T, N, C = mm.shape
+            step = max(1, chunk_bytes // max(1, T * C * 4))
+            for s in range(0, N, step):
+                block = np.asarray(mm[:, s:s + step], dtype=np.float32).transpose(1, 0, 2)
+                if np.isnan(block).any():
+                    mm[:, s:s + step] = interpolate_missing(block).transpose(1, 0, 2).astype(np.float16)
+            mm.flush()
+            del mm
         self.has_nan = False
+
+    def finish(self) -> None:
+        """Put the file at ``path`` (atomically); later epochs are appended there in place."""
+        if self.finished:
+            return
+        self._check_alive()
+        with self._guard():
+            if _same_file(self._state["published"]):
+                os.unlink(self._live)        # path is this very file already (rename would be a no-op)
+            else:
+                os.replace(self._live, self.path)
+        self.finished = True
+        self._cleanup.detach()
+        self._live = self.path
+
+
+def _same_file(published) -> bool:
+    """Whether ``published`` = (path, st_dev, st_ino) still names that file."""
+    if published is None:
+        return False
+    try:
+        st = os.stat(published[0])
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == tuple(published[1:])
+
+
+def _discard_unfinished(state: dict) -> None:
+    """Remove an unfinished :class:`_NpyAppender` file: its temporary name, and ``path`` if it shows it."""
+    if _same_file(state["published"]):
+        try:
+            os.unlink(state["published"][0])
+        except OSError:
+            pass
+    try:
+        os.unlink(state["tmp"])
+    except OSError:
+        pass
+
+
+def _full_fingerprint(mm: np.ndarray, blocks: int = 64, block_bytes: int = 4096) -> str:
+    """A cheap fingerprint of a (T, N, C) array (the data of a ``full_file``): its shape, dtype and a
+    SHA-256 of ``blocks`` evenly spaced ``block_bytes`` pieces of its data (everything when smaller).
+
+    Two different runs (other seed, data, labels or model) differ in practically every piece, so a
+    file replaced by another run is recognised without reading all of it; an identical re-run gives
+    the same fingerprint, rightly, as its data are the same.
+    """
+    h = hashlib.sha256(repr((tuple(mm.shape), np.dtype(mm.dtype).str)).encode())
+    flat = np.asarray(mm).reshape(-1).view(np.uint8)
+    n = flat.size
+    if n <= blocks * block_bytes:
+        h.update(flat.tobytes())
+    else:
+        for s in np.linspace(0, n - block_bytes, blocks).astype(np.int64):
+            h.update(flat[s:s + block_bytes].tobytes())
+    return f"{n}:{h.hexdigest()[:32]}"
 
 
 def _as_probs(probs) -> np.ndarray:
@@ -388,9 +658,17 @@ class DynamicsRecorder:
         them in memory (implies ``store_full``; needs ``num_classes``). Only the
         current epoch is buffered (N x C float16, on ``device``); each
         ``next_epoch()`` appends it to the file, laid out (T, N, C) so an epoch
-        is one contiguous write. ``result().full`` is then a read-only
-        memory-mapped (N, T, C) view of the file, and ``Dynamics.save`` stores
-        a reference to the file instead of a copy.
+        is one contiguous write. The epochs go to a temporary file in the same
+        folder (``.<name>.<random>.tmp``) that ``result()`` moves onto
+        ``full_path`` (atomically). Where no file was at ``full_path``, it also
+        shows the epochs so far while recording (a valid ``.npy`` after every
+        epoch); a file already there (say, one an earlier saved ``.npz`` refers
+        to) is left intact until ``result()``. A recorder dropped before
+        ``result()`` removes its unfinished file. ``result().full`` is then a
+        read-only memory-mapped (N, T, C) view of the file, and
+        ``Dynamics.save`` stores a reference to the file (with a fingerprint,
+        so that ``Dynamics.load`` notices if another run replaced it) instead of
+        a copy: use one ``full_path`` per run.
     margins : bool
         Also keep the AUM margin (given-label logit minus largest other logit)
         and the class of that largest other logit (``Dynamics.runner_up``, read
@@ -398,8 +676,14 @@ class DynamicsRecorder:
     device : str or torch.device, optional
         Where the buffers live; default: the device of the first logits seen.
     check : bool
-        Validate every batch (shapes, label and id ranges). Costs a host sync
-        per batch on GPU; the built-in training loop turns it off.
+        Validate every batch (shapes, label and id ranges, finite logits) and
+        warn, once, about common mistakes (see Warns). Costs a host sync per
+        batch on GPU; the built-in training loop turns it off. With
+        ``check=False`` nothing is validated: NaN logits are recorded as
+        missing values (filled by interpolation from the sample's other epochs,
+        or reported by ``result()`` as never recorded), and out-of-range labels
+        or ids fail inside torch. Either way, empty batches (B = 0) are
+        ignored and a change in the number of classes C is an error.
     defer : bool, optional
         Keep references to the epoch's batches and compute probabilities,
         margins and full probabilities once per epoch in ``next_epoch()``, so
@@ -408,6 +692,19 @@ class DynamicsRecorder:
         modified in place before ``next_epoch()`` (checked: an error says so).
         Same values either way (to float32 rounding). Default (None): defer
         when N x C <= 2**26 (at most 256 MiB of logits held per epoch).
+
+    Warns
+    -----
+    UserWarning
+        With ``check=True``, at most once per recorder each:
+
+        * when every row of a batch is non-negative and sums to 1: the inputs
+          look like probabilities, but ``update`` expects logits (pre-softmax);
+        * when an epoch closed by ``next_epoch()`` updated fewer than half of
+          the samples (N >= 8): ``next_epoch()`` called per batch instead of per
+          epoch, leaving most values to interpolation;
+        * when ``result()`` finds a single epoch in which update() covered the
+          samples at least twice over: ``next_epoch()`` never called.
 
     Examples
     --------
@@ -424,8 +721,17 @@ class DynamicsRecorder:
     def __init__(self, num_samples: int, num_classes: int | None = None, store_full: bool = False,
                  margins: bool = True, device=None, check: bool = True, capacity: int = 16,
                  full_path=None, defer: bool | None = None) -> None:
-        if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        if isinstance(num_samples, (bool, np.bool_)) or not isinstance(num_samples, (int, np.integer)) \
+                or num_samples <= 0:
+            raise ValueError(f"num_samples must be a positive integer (the size of the training set), "
+                             f"got {num_samples!r}")
+        if num_classes is not None and (isinstance(num_classes, (bool, np.bool_))
+                                        or not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
+            raise ValueError(f"num_classes must be an integer >= 2 (or None to take it from the logits), "
+                             f"got {num_classes!r}")
+        if full_path is not None and Path(full_path).is_dir():
+            raise ValueError(f"full_path {str(full_path)!r} is a folder; give the path of the .npy file to write, "
+                             "e.g. folder/full.npy")
         store_full = bool(store_full or full_path is not None)
         if store_full and not num_classes:
             raise ValueError("store_full=True needs num_classes")
@@ -444,10 +750,16 @@ class DynamicsRecorder:
         self._defer = defer
         self._pending = None        # deferred mode: this epoch's batches [(logits, labels, ids, versions)]
         self._zbuf = None           # deferred mode: the epoch's logits, concatenated (reused across epochs)
+        self._C = None              # number of classes, from the first non-empty batch
+        self._rows = 0              # rows passed to update() in the current epoch
+        self._last_rows = 0         # ... in the last closed epoch
+        self._empty_only = False    # the current epoch received only empty batches so far
+        self._warned = set()        # kinds of misuse warned about (once per recorder each)
 
     # -- buffers -----------------------------------------------------------
     def _alloc(self, device: torch.device, num_classes: int) -> None:
         self._device = device
+        self._C = int(num_classes)
         nan = float("nan")
         self._buf = torch.full((self._capacity, self.num_samples), nan, dtype=torch.float32, device=device)
         self._labels = torch.full((self.num_samples,), -1, dtype=torch.int64, device=device)
@@ -489,6 +801,21 @@ class DynamicsRecorder:
         sample_ids : Tensor of shape (B,), int64
             Index of each row in the training set, in ``[0, num_samples)``.
             A sample seen twice in one epoch keeps its last value.
+
+        An empty batch (B = 0) is ignored.
+
+        Raises
+        ------
+        ValueError
+            If C differs from the first batch's (with ``check=False`` and
+            deferred recording: in ``next_epoch()``), and with ``check=True``
+            for wrong shapes, dtypes, ranges or non-finite logits.
+
+        Warns
+        -----
+        UserWarning
+            With ``check=True``, once per recorder, if the logits look like
+            probabilities (softmax outputs).
         """
         if not isinstance(logits, torch.Tensor):
             logits = torch.as_tensor(logits)
@@ -497,14 +824,28 @@ class DynamicsRecorder:
         if not isinstance(sample_ids, torch.Tensor):
             sample_ids = torch.as_tensor(sample_ids)
         if self.check:
-            self._validate(logits, labels, sample_ids)
+            self._validate(logits, labels, sample_ids)   # also: the number of classes is unchanged
+            B = logits.shape[0]
+            if B == 0:                  # an empty batch: nothing to record
+                self._empty_only |= not self._touched
+                return
+            self._rows += B
         if self._buf is None:
+            if logits.ndim and logits.shape[0] == 0:
+                self._empty_only = True
+                return
             self._alloc(self._device or logits.device, logits.shape[1])
         if self._pending is not None:   # deferred: the rest happens once per epoch, in next_epoch()
+            # (kept minimal when check=False: empty batches and a changed C are handled in next_epoch())
             self._pending.append((logits.detach(), labels, sample_ids,
                                   (logits._version, labels._version, sample_ids._version)))
             self._touched = True
             return
+        if logits.shape[0] == 0:        # an empty batch (check=False): nothing to record
+            self._empty_only |= not self._touched
+            return
+        if logits.shape[-1] != self._C:
+            raise ValueError(self._classes_changed(logits.shape[-1]))
         dev = self._buf.device
         logits = logits.detach()
         if logits.device != dev or logits.dtype != torch.float32:
@@ -556,11 +897,20 @@ class DynamicsRecorder:
     def _flush_deferred(self) -> None:
         """Deferred mode: turn the epoch's batches into recorded values (unseen samples stay NaN)."""
         pending, self._pending = self._pending, []
+        self._touched = False           # the batches are consumed, even if this fails
         for k, (lg, y, ids, ver) in enumerate(pending):
             if (lg._version, y._version, ids._version) != ver:
                 raise RuntimeError(
                     f"a tensor passed to update() (batch {k} of this epoch) was modified in place before "
                     "next_epoch(); pass fresh tensors (e.g. logits.clone()) or build the recorder with defer=False")
+        if not self.check:              # with check=True, update() has already done this
+            pending = [p for p in pending if p[0].numel()]     # empty batches
+            if not pending:
+                raise RuntimeError("next_epoch(): every update() of this epoch had an empty batch (B = 0), so "
+                                   "there is nothing to record; pass non-empty batches")
+            for lg, *_ in pending:
+                if lg.shape[-1] != self._C:
+                    raise ValueError(self._classes_changed(lg.shape[-1]))
         if self._epochs >= self._capacity:
             self._grow()
         t, dev = self._epochs, self._buf.device
@@ -610,30 +960,86 @@ class DynamicsRecorder:
             raise ValueError("labels and sample_ids must be integer tensors")
         if B == 0:
             return
-        if not torch.isfinite(logits).all():
+        lg = logits.detach() if logits.dtype != torch.bool else logits.to(torch.uint8)
+        # two host syncs for all range checks: min/max of the logits (NaN propagates), and of labels and ids
+        lo, hi = torch.stack(torch.aminmax(lg)).tolist()
+        ids_dev = sample_ids.to(labels.device) if sample_ids.device != labels.device else sample_ids
+        ymin, ymax, imin, imax = torch.stack([*torch.aminmax(labels), *torch.aminmax(ids_dev)]
+                                             ).to(torch.int64).tolist()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError("logits contain NaN or inf (the model diverged?); lower the learning rate")
-        if labels.min() < 0 or labels.max() >= C:
+        if ymin < 0 or ymax >= C:
             raise ValueError(f"labels must be in [0, {C}) for logits with {C} classes, got range "
-                             f"[{int(labels.min())}, {int(labels.max())}]")
-        if sample_ids.min() < 0 or sample_ids.max() >= self.num_samples:
+                             f"[{int(ymin)}, {int(ymax)}]")
+        if imin < 0 or imax >= self.num_samples:
             raise ValueError(f"sample_ids must be in [0, {self.num_samples}), got range "
-                             f"[{int(sample_ids.min())}, {int(sample_ids.max())}]")
+                             f"[{int(imin)}, {int(imax)}]")
         if self.num_classes and C != self.num_classes:
             raise ValueError(f"logits have {C} classes but the recorder was built with num_classes={self.num_classes}")
-        if self._fbuf is not None and C != self._fbuf.shape[2]:
-            raise ValueError(f"logits have {C} classes, earlier batches had {self._fbuf.shape[2]}")
+        if self._C is not None and C != self._C:
+            raise ValueError(self._classes_changed(C))
+        if lo >= 0 and hi <= 1 + 1e-2 and "probabilities" not in self._warned:
+            self._check_probabilities(lg)
+
+    def _classes_changed(self, C: int) -> str:
+        return (f"logits have {C} classes but the first batch had {self._C}; the number of classes "
+                "(logits.shape[1]) must stay the same for the whole run (use one recorder per model/head)")
+
+    def _warn_once(self, kind: str, message: str, stacklevel: int) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+
+    def _check_probabilities(self, logits) -> None:
+        """Warn (once) if every row is non-negative and sums to 1: softmax outputs passed as logits."""
+        x = logits.detach().to(torch.float32)
+        tol = 1e-3 if logits.dtype in (torch.float32, torch.float64) else 1e-2
+        sums_to_one = float((x.sum(1) - 1).abs().max()) <= tol
+        # rows of only 0s and 1s (one-hot toy logits) are ambiguous: not reported
+        if sums_to_one and bool(((x > 0) & (x < 1)).any()):
+            self._warn_once("probabilities", (
+                "update() received what look like probabilities: every row of the batch is non-negative and "
+                "sums to 1. update() expects logits (the model's raw outputs, before softmax), so the recorded "
+                "probabilities would be wrong; drop the final softmax from the model's output, or pass "
+                "torch.log(probs)"), stacklevel=4)
 
     def next_epoch(self) -> None:
-        """Close the current epoch. An epoch with no update at all is an error."""
+        """Close the current epoch; call it once per epoch, after all of the epoch's batches.
+
+        An epoch with no update at all (or only empty batches) is an error.
+
+        Warns
+        -----
+        UserWarning
+            With ``check=True``, once per recorder, if fewer than half of the
+            samples (N >= 8) were updated in this epoch: ``next_epoch()`` is
+            probably called after every batch.
+        """
+        self._close_epoch(stacklevel=3)
+
+    def _close_epoch(self, stacklevel: int) -> None:
         if not self._touched:
+            if self._empty_only:
+                raise RuntimeError("next_epoch(): every update() of this epoch had an empty batch (B = 0), so "
+                                   "there is nothing to record; pass non-empty batches")
             raise RuntimeError("next_epoch() called with no update() since the last epoch; call update() per batch first")
         if self._pending is not None:
             self._flush_deferred()
+        if self.check and "per-batch" not in self._warned and self.num_samples >= 8:
+            seen = int(torch.count_nonzero(~torch.isnan(self._buf[self._epochs])))
+            if 2 * seen < self.num_samples:
+                self._warn_once("per-batch", (
+                    f"next_epoch(): only {seen} of the {self.num_samples} samples were updated in the epoch it "
+                    "closes; call next_epoch() once per epoch, after all of the epoch's batches, not after each "
+                    "batch. Samples missing from an epoch are filled by interpolation, so a misplaced "
+                    "next_epoch() records many mostly interpolated 'epochs'"), stacklevel=stacklevel)
         if self._full_file is not None:
             self._full_file.append(self._fbuf[0].cpu().numpy())
             self._fbuf[0].fill_(float("nan"))
         self._epochs += 1
         self._touched = False
+        self._empty_only = False
+        self._last_rows, self._rows = self._rows, 0
 
     @property
     def num_epochs(self) -> int:
@@ -653,12 +1059,48 @@ class DynamicsRecorder:
             ``update`` for each sample.
         is_flipped : array-like of shape (N,), bool, optional
         meta : dict, optional
+            JSON-serialisable description; NumPy scalars and arrays in it are
+            turned into Python numbers and lists.
+
+        Returns
+        -------
+        Dynamics
+            ``probs`` of shape (N, T) float32, T = number of epochs.
+
+        Raises
+        ------
+        ValueError
+            If some sample was never recorded.
+        TypeError
+            If ``meta`` holds a value JSON cannot store (the message names its key).
+
+        Warns
+        -----
+        UserWarning
+            With ``check=True``, if only one epoch was recorded although
+            update() covered the samples at least twice over in it
+            (``next_epoch()`` never called).
         """
+        if meta is not None:
+            if not isinstance(meta, Mapping):
+                try:
+                    meta = dict(meta)
+                except (TypeError, ValueError):
+                    raise TypeError(f"meta must be a dict (a JSON object), got {type(meta).__name__}") from None
+            meta = _jsonable_meta(meta, "meta")
         if self._touched:
-            self.next_epoch()
+            self._close_epoch(stacklevel=3)
         if self._epochs == 0:
+            if self._empty_only:
+                raise RuntimeError("nothing recorded: every update() had an empty batch (B = 0)")
             raise RuntimeError("nothing recorded: call update() and next_epoch() during training first")
         T = self._epochs
+        if self.check and T == 1 and self._last_rows >= 2 * self.num_samples:
+            self._warn_once("no-epochs", (
+                f"result(): only one epoch was recorded, but update() received {self._last_rows} rows in it "
+                f"({self._last_rows / self.num_samples:.1f} per sample): was next_epoch() never called? Call "
+                "rec.next_epoch() at the end of every epoch, after its batches (a sample updated several times "
+                "in one epoch keeps only its last value)"), stacklevel=2)
         probs = self._buf[:T].T.cpu().numpy()
         never = np.isnan(probs).all(axis=1)
         if never.any():
@@ -673,6 +1115,7 @@ class DynamicsRecorder:
         full = None
         if self._full_file is not None:
             self._full_file.interpolate()
+            self._full_file.finish()     # the temporary file becomes full_path (atomically)
             full = self._full_file.open("r").transpose(1, 0, 2)  # (N, T, C) view, nothing loaded
         elif self._fbuf is not None:
             full = interpolate_missing(self._fbuf[:T].transpose(0, 1).float().cpu().numpy()).astype(np.float16)

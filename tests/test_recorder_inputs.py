@@ -1,0 +1,360 @@
+"""DynamicsRecorder / Dynamics on mistaken or unusual input: one clear error or warning, nothing left half-written."""
+from __future__ import annotations
+
+import gc
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mislabel.dynamics as dynamics_module
+from mislabel.dynamics import Dynamics, DynamicsRecorder
+
+N, C = 6, 3
+LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
+
+
+def _logits(seed: int, n: int = N, c: int = C) -> torch.Tensor:
+    return 3 * torch.randn(n, c, generator=torch.Generator().manual_seed(seed))
+
+
+def _softmax_given(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Reference: the given-label softmax probability, in float64."""
+    z = logits.double().numpy()
+    e = np.exp(z - z.max(1, keepdims=True))
+    return (e[np.arange(len(z)), labels.numpy()] / e.sum(1)).astype(np.float32)
+
+
+def _run(full_path, seed: int, epochs: int = 3) -> DynamicsRecorder:
+    rec = DynamicsRecorder(N, num_classes=C, full_path=full_path)
+    for t in range(epochs):
+        rec.update(_logits(seed * 100 + t), LABELS, torch.arange(N))
+        rec.next_epoch()
+    return rec
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+# ------------------------------------------------------------ full_path reuse
+def test_reused_full_path_keeps_the_earlier_file_until_result(tmp_path):
+    path = tmp_path / "full.npy"
+    a = _run(path, seed=1).result()
+    a.save(tmp_path / "a.npz")
+    a_full = np.array(a.full)
+    # a second run on the same path: while it records (and if it dies), run A's file is untouched
+    rec = _run(path, seed=2, epochs=2)
+    np.testing.assert_array_equal(np.asarray(a.full), a_full)        # A's live memory map still reads A's data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(Dynamics.load(tmp_path / "a.npz").full, a_full)
+    del rec
+    gc.collect()                                                       # B dropped unfinished: its temp file goes
+    assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "full.npy"]
+    np.testing.assert_array_equal(Dynamics.load(tmp_path / "a.npz").full, a_full)
+    # B finished: the path now holds B's data; A's .npz notices instead of loading B's numbers as its own
+    b = _run(path, seed=3).result()
+    assert not np.array_equal(np.asarray(b.full), a_full)
+    np.testing.assert_array_equal(np.asarray(a.full), a_full)         # no bus error, A's mapping still valid
+    with pytest.warns(UserWarning, match="has been replaced since"):
+        stale = Dynamics.load(tmp_path / "a.npz")
+    assert stale.full is None
+    np.testing.assert_array_equal(stale.probs, a.probs)               # the rest of A is intact
+    assert _leftovers(tmp_path) == []
+
+
+def test_fresh_full_path_shows_progress_and_a_dropped_run_leaves_nothing(tmp_path):
+    path = tmp_path / "full.npy"
+    rec = _run(path, seed=1, epochs=2)
+    assert np.load(path, mmap_mode="r").shape == (2, N, C)           # visible while recording
+    assert len(_leftovers(tmp_path)) == 1
+    del rec
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []                            # no partial .npy, no temp file
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    old = tmp_path / "old.npy"
+    np.save(old, np.zeros((1, N, C), dtype=np.float16))
+    rec = DynamicsRecorder(N, num_classes=C, full_path=old)
+    rec.update(_logits(0), LABELS, torch.arange(N))
+    rec.next_epoch()
+    rec.update(_logits(1), LABELS, torch.arange(N))
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(dynamics_module, "open", disk_full, raising=False)
+    with pytest.raises(OSError, match="No space"):
+        rec.next_epoch()
+    monkeypatch.undo()
+    assert _leftovers(tmp_path) == []
+    np.testing.assert_array_equal(np.load(old), np.zeros((1, N, C)))  # the existing file is untouched
+    with pytest.raises(RuntimeError, match="new DynamicsRecorder"):
+        rec.result()
+
+
+def test_fingerprint_written_and_old_files_without_it_still_load(tmp_path):
+    dyn = _run(tmp_path / "full.npy", seed=1).result()
+    dyn.save(tmp_path / "d.npz")
+    with np.load(tmp_path / "d.npz") as z:
+        content = dict(z)
+    assert str(content["full_fingerprint"]).startswith(f"{3 * N * C * 2}:")   # data bytes, then the hash
+    del content["full_fingerprint"]                                    # as written before the fingerprint
+    np.savez(tmp_path / "old.npz", **content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = Dynamics.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(back.full, dyn.full)
+
+
+def test_save_after_the_file_was_replaced_stores_full_inline(tmp_path):
+    path = tmp_path / "full.npy"
+    a = _run(path, seed=1).result()
+    a_full = np.array(a.full)
+    _run(path, seed=2).result()
+    with pytest.warns(UserWarning, match="storing them inside"):
+        a.save(tmp_path / "a.npz")
+    with np.load(tmp_path / "a.npz") as z:
+        assert "full" in z.files and "full_file" not in z.files
+    np.testing.assert_array_equal(Dynamics.load(tmp_path / "a.npz").full, a_full)
+
+
+def test_full_path_that_is_a_folder_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        DynamicsRecorder(N, num_classes=C, full_path=tmp_path)
+
+
+# ------------------------------------------------------------ softmax outputs passed as logits
+def test_probabilities_instead_of_logits_warn_once():
+    logits = _logits(0)
+    rec = DynamicsRecorder(N)
+    with pytest.warns(UserWarning, match=r"expects logits.*torch\.log\(probs\)") as record:
+        rec.update(torch.softmax(logits, 1), LABELS, torch.arange(N))
+    assert len(record) == 1 and record[0].filename == __file__      # points at the caller's update()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.next_epoch()
+        rec.update(torch.softmax(logits, 1), LABELS, torch.arange(N))  # once per recorder
+    # the suggested fix records the right numbers: log-probabilities are logits up to a constant
+    fixed = DynamicsRecorder(N)
+    fixed.update(torch.log(torch.softmax(logits, 1)), LABELS, torch.arange(N))
+    np.testing.assert_allclose(fixed.result().probs[:, 0], _softmax_given(logits, LABELS), rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _logits(1),                                   # ordinary logits
+    lambda: torch.relu(_logits(2)),                       # non-negative, rows not summing to 1
+    lambda: torch.eye(C)[LABELS],                         # one-hot toy logits
+    lambda: torch.tensor([[0.0, 0.0, 3.0]]).repeat(N, 1),  # non-negative, rows summing to 3
+    lambda: torch.tensor([[-0.5, 0.5, 1.0]]).repeat(N, 1),  # rows summing to 1, with a negative entry
+])
+def test_ordinary_logits_never_warn(make):
+    rec = DynamicsRecorder(N)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            rec.update(make(), LABELS, torch.arange(N))
+            rec.next_epoch()
+        rec.result()
+
+
+def test_probability_warning_is_off_with_check_false():
+    rec = DynamicsRecorder(N, check=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.update(torch.softmax(_logits(0), 1), LABELS, torch.arange(N))
+        rec.result()
+
+
+# ------------------------------------------------------------ misplaced next_epoch()
+def _loop(n: int, batch: int, epochs: int, per_batch: bool = False, close: bool = True, skip=(), check=True):
+    rec = DynamicsRecorder(n, check=check)
+    g = torch.Generator().manual_seed(0)
+    for t in range(epochs):
+        for j, i in enumerate(range(0, n, batch)):
+            ids = torch.arange(i, min(i + batch, n))
+            if (t, j) not in skip:
+                rec.update(torch.randn(len(ids), 4, generator=g), ids % 4, ids)
+            if per_batch:
+                rec.next_epoch()
+        if close and not per_batch:
+            rec.next_epoch()
+    return rec
+
+
+def test_next_epoch_per_batch_warns_once():
+    with pytest.warns(UserWarning, match=r"only 10 of the 100 samples.*once per epoch.*interpolation") as record:
+        rec = _loop(100, 10, epochs=2, per_batch=True)
+    assert len(record) == 1
+    assert rec.result().probs.shape == (100, 20)                   # still recorded as asked
+
+
+@pytest.mark.parametrize("kw", [
+    dict(n=100, batch=10, epochs=3, skip=((1, 0), (2, 4))),          # a batch missing here and there
+    dict(n=7, batch=2, epochs=3, per_batch=True),                    # too few samples to judge
+    dict(n=100, batch=10, epochs=2, per_batch=True, check=False),
+    dict(n=100, batch=10, epochs=1),                                 # one epoch, each sample once
+])
+def test_legitimate_loops_do_not_warn(kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _loop(**kw).result()
+
+
+def test_forgotten_next_epoch_warns_at_result():
+    rec = _loop(50, 10, epochs=3, close=False)
+    with pytest.warns(UserWarning, match=r"only one epoch was recorded.*150 rows.*3\.0 per sample"):
+        d = rec.result()
+    assert d.probs.shape == (50, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _loop(50, 10, epochs=3, close=False, check=False).result()
+
+
+# ------------------------------------------------------------ meta
+def test_result_converts_numpy_meta_and_names_bad_keys(tmp_path):
+    rec = _run(None, seed=0)
+    dyn = rec.result(meta={"lr": np.float32(0.5), "bs": np.int64(64), "ok": np.bool_(True),
+                           "sizes": np.arange(3), "nested": {"k": [np.int32(1), (np.float64(2.5),)]}})
+    assert dyn.meta["lr"] == 0.5 and type(dyn.meta["lr"]) is float
+    assert type(dyn.meta["bs"]) is int and dyn.meta["ok"] is True and dyn.meta["sizes"] == [0, 1, 2]
+    assert dyn.meta["nested"] == {"k": [1, (2.5,)]} and type(dyn.meta["nested"]["k"][0]) is int
+    back = Dynamics.load(dyn.save(tmp_path / "d.npz"))
+    assert back.meta["bs"] == 64 and back.meta["nested"] == {"k": [1, [2.5]]}
+    with pytest.raises(TypeError, match=r"meta\['run'\]\['dir'\] is a (Posix|Windows)Path"):
+        rec.result(meta={"run": {"dir": Path("runs")}})
+    with pytest.raises(TypeError, match="meta must be a dict"):
+        rec.result(meta="cifar10")
+
+
+def test_save_converts_numpy_meta_of_a_hand_built_dynamics(tmp_path):
+    d = Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1], meta={"batch_size": np.int64(64)})
+    assert Dynamics.load(d.save(tmp_path / "m.npz")).meta == {"batch_size": 64}
+    bad = Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1], meta={"s": {1, 2}})
+    with pytest.raises(TypeError, match=r"meta\['s'\] is a set"):
+        bad.save(tmp_path / "bad.npz")
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.npz"]
+
+
+# ------------------------------------------------------------ Dynamics.subset
+def test_subset_rejects_bad_indices():
+    d = Dynamics(np.array([[0.1], [0.2], [0.3]], np.float32), [0, 1, 2])
+    with pytest.raises(ValueError, match=r"index 99999 is out of range for 3 samples"):
+        d.subset([0, 99999])
+    with pytest.raises(ValueError, match=r"boolean mask must have shape \(3,\).*\(2,\)"):
+        d.subset(np.array([True, False]))
+    with pytest.raises(ValueError, match="selects no sample"):
+        d.subset([])
+    with pytest.raises(ValueError, match="integer sample indices"):
+        d.subset([0.0, 1.0])
+    np.testing.assert_array_equal(d.subset([-1, 0]).probs[:, 0], np.float32([0.3, 0.1]))    # valid input unchanged
+    np.testing.assert_array_equal(d.subset(np.array([False, True, True])).labels, [1, 2])
+    np.testing.assert_array_equal(d.subset(torch.tensor([2])).labels, [2])
+
+
+# ------------------------------------------------------------ Dynamics.load on wrong files
+def _saved(tmp_path) -> dict:
+    Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1]).save(tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz") as z:
+        return dict(z)
+
+
+@pytest.mark.parametrize("version, shown", [(np.array("one"), "'one'"), (np.array([1, 1]), r"\[1, 1\]"),
+                                            (np.array(1.5), "1.5")])
+def test_load_rejects_malformed_format_version(tmp_path, version, shown):
+    content = _saved(tmp_path)
+    content["format_version"] = version
+    np.savez(tmp_path / "v.npz", **content)
+    with pytest.raises(ValueError, match=f"malformed format_version \\({shown}"):
+        Dynamics.load(tmp_path / "v.npz")
+
+
+def test_load_explains_npy_text_and_pickled_files(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"single-array \.npy file.*Dynamics\.save"):
+        Dynamics.load(tmp_path / "x.npy")
+    (tmp_path / "t.csv").write_text("epoch,prob\n0,0.5\n")
+    with pytest.raises(ValueError, match=r"not a \.npz \(zip\) file.*text or CSV") as info:
+        Dynamics.load(tmp_path / "t.csv")
+    assert "pickle" not in str(info.value)
+    np.savez(tmp_path / "obj.npz", format=np.array("mislabel-dynamics"), meta=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="pickled") as info:
+        Dynamics.load(tmp_path / "obj.npz")
+    assert "allow_pickle" not in str(info.value)
+    assert zipfile.is_zipfile(tmp_path / "obj.npz")
+
+
+# ------------------------------------------------------------ empty batches, changing C, bad arguments
+@pytest.mark.parametrize("defer", [True, False])
+@pytest.mark.parametrize("check", [True, False])
+def test_empty_batches_are_ignored(defer, check):
+    empty = (torch.empty(0, 2), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
+    rec = DynamicsRecorder(2, defer=defer, check=check)
+    rec.update(*empty)                                               # before anything: C not taken from it
+    rec.update(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    rec.update(*empty)
+    rec.next_epoch()
+    rec.update(*empty)
+    with pytest.raises(RuntimeError, match=r"empty batch \(B = 0\)"):
+        rec.next_epoch()
+    d = rec.result()
+    np.testing.assert_allclose(d.probs[:, 0], [1 / (1 + np.exp(-2.0)), 0.5], rtol=1e-6)
+    only = DynamicsRecorder(2, defer=defer, check=check)
+    only.update(*empty)
+    with pytest.raises(RuntimeError, match="empty batch"):
+        only.result()
+
+
+@pytest.mark.parametrize("defer", [True, False])
+@pytest.mark.parametrize("check", [True, False])
+@pytest.mark.parametrize("between_epochs", [True, False])
+def test_changing_number_of_classes_is_a_clear_error(defer, check, between_epochs):
+    rec = DynamicsRecorder(4, defer=defer, check=check)
+    rec.update(torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([0, 1]))
+    if between_epochs:
+        rec.update(torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([2, 3]))
+        rec.next_epoch()
+    with pytest.raises(ValueError, match=r"logits have 4 classes but the first batch had 3"):
+        rec.update(torch.zeros(2, 4), torch.tensor([0, 1]), torch.tensor([2, 3]))
+        rec.next_epoch()                                              # check=False, deferred: found here
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(num_samples=True), "num_samples must be a positive integer"),
+                                     (dict(num_samples=np.bool_(True)), "num_samples"),
+                                     (dict(num_samples=3.0), "num_samples"),
+                                     (dict(num_samples=3, num_classes=True), "num_classes must be an integer >= 2"),
+                                     (dict(num_samples=3, num_classes=1), "num_classes")])
+def test_bool_and_bad_sizes_are_rejected(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        DynamicsRecorder(**kw)
+    assert DynamicsRecorder(np.int64(3), num_classes=np.int64(2)).num_samples == 3
+
+
+def test_check_false_records_nan_logits_as_missing():
+    """As documented: without checks a NaN row is a missing value, filled from the sample's other epochs."""
+    rec = DynamicsRecorder(2, check=False)
+    for t in range(3):
+        logits = torch.tensor([[float(t), 0.0], [0.0, 0.0]])
+        if t == 1:
+            logits[0] = float("nan")
+        rec.update(logits, torch.tensor([0, 0]), torch.tensor([0, 1]))
+        rec.next_epoch()
+    p = rec.result().probs
+    sig = 1 / (1 + np.exp(-np.array([0.0, 2.0])))
+    np.testing.assert_allclose(p[0], [sig[0], sig.mean(), sig[1]], rtol=1e-6)
+    with pytest.raises(ValueError, match="NaN"):
+        DynamicsRecorder(2).update(torch.tensor([[float("nan"), 0.0]]), torch.tensor([0]), torch.tensor([0]))
+
+
+def test_meta_json_matches_previous_format(tmp_path):
+    """Plain-Python meta is stored exactly as json.dumps writes it (unchanged file contents)."""
+    meta = {"dataset": "x", "epochs": 2, "noise": [0.1, "sym"], "t": (1, 2)}
+    Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1], meta=meta).save(tmp_path / "d.npz")
+    with np.load(tmp_path / "d.npz") as z:
+        assert str(z["meta"]) == json.dumps(meta)

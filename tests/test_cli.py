@@ -112,3 +112,167 @@ def test_detect_says_when_the_memorisation_guard_scored_early_epochs(tmp_path, c
     assert main(["detect", "--dynamics", str(tmp_path / "dyn.npz"), "--detector", str(tmp_path / "g.pt"),
                  "--out", str(tmp_path / "s.csv")]) == 0
     assert "scored the first 5 of 12 epochs" in capsys.readouterr().out
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_detect_unreadable_dynamics_is_one_line(tmp_path, capsys):
+    import numpy as np
+    np.save(tmp_path / "arr.npy", np.zeros((3, 4)))   # a plain array, not a dynamics .npz
+    rc = main(["detect", "--dynamics", str(tmp_path / "arr.npy"), "--out", str(tmp_path / "s.csv")])
+    err = _err_line(capsys)
+    assert rc == 2 and str(tmp_path / "arr.npy") in err and "Traceback" not in err
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("exc", [TypeError("'numpy.ndarray' object does not support the context manager protocol"),
+                                 KeyError("probs")])
+def test_read_errors_of_user_files_are_one_line(exc, run_dir, tmp_path, capsys, monkeypatch):
+    from mislabel.dynamics import Dynamics
+
+    def broken(path):
+        raise exc
+    monkeypatch.setattr(Dynamics, "load", broken)
+    rc = main(["evaluate", "--scores", str(tmp_path / "s.csv"), "--dynamics", str(run_dir / "x" / "dynamics.npz")])
+    err = _err_line(capsys)
+    assert rc == 2 and f"cannot read {run_dir / 'x' / 'dynamics.npz'} as a dynamics file" in err
+    assert f"{type(exc).__name__}: {exc}" in err   # the exception's own text is kept
+
+
+def test_capture_refuses_cuda_without_cuda(tmp_path, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["capture", "--dataset", "synthetic", "--subset", "50", "--model", "mlp", "--epochs", "1",
+               "--device", "cuda", "--quiet", "--no-cache", "--out", str(tmp_path / "r")])
+    err = _err_line(capsys)
+    assert rc == 2 and "CUDA is not available on this machine" in err and "--device cpu" in err
+    assert not (tmp_path / "r").exists()
+    rc = main(["capture", "--dataset", "synthetic", "--device", "gpu", "--out", str(tmp_path / "r")])
+    assert rc == 2 and "unknown device 'gpu'" in _err_line(capsys)
+
+
+@pytest.mark.parametrize("argv", [
+    ["detect", "--top", "-3"], ["detect", "--top", "0"], ["detect", "--top", "x"],
+    ["train-detector", "--batch-size", "0"], ["train-detector", "--seq-len", "0"], ["train-detector", "--epochs", "0"],
+    ["train-detector", "--members", "0"], ["capture", "--subset", "0"], ["capture", "--epochs", "-1"],
+    ["capture", "--batch-size", "0"],
+])
+def test_count_options_must_be_positive(argv, tmp_path, capsys):
+    extra = {"detect": ["--dynamics", "d.npz"], "train-detector": ["--dynamics", "d.npz"], "capture": []}[argv[0]]
+    with pytest.raises(SystemExit) as info:
+        main(argv + extra + ["--out", str(tmp_path / "o")])
+    err = _err_line(capsys)
+    assert info.value.code == 2 and f"argument {argv[1]}: " in err and "positive integer" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_detect_counts_and_adapt_hint(run_dir, tmp_path, capsys, monkeypatch):
+    """detect says how many samples it scored and wrote, and hints to adapt only when it flags far fewer
+    samples than the share of wrong labels (here 180 of 600 flipped, 30%)."""
+    import numpy as np
+    import mislabel
+    from mislabel.detector import NoiseDetector
+    dyn_path, out = str(run_dir / "x" / "dynamics.npz"), str(tmp_path / "s.csv")
+
+    def fake_view(flagged):
+        scores = np.linspace(0.1, 0.4, 600)
+        scores[:flagged] = 0.9
+        return lambda self, dyn: (dyn.num_epochs, scores)
+    monkeypatch.setattr(NoiseDetector, "_view", fake_view(155))   # 25.8%: about as many as flipped
+    assert main(["detect", "--dynamics", dyn_path, "--top", "5", "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "600 samples scored, top 5 written" in text and "ranked" not in text
+    assert "155 samples (25.8%) score 0.5 or more (30.0% of labels flipped in this run)" in text
+    assert "unsure" not in text and "NoiseDetector.adapt" not in text
+    assert main(["detect", "--dynamics", dyn_path, "--out", out]) == 0
+    assert "600 samples scored, all written" in capsys.readouterr().out
+    monkeypatch.setattr(NoiseDetector, "_view", fake_view(30))    # 5%: far fewer than 30%
+    assert main(["detect", "--dynamics", dyn_path, "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "30 samples (5.0%) score 0.5 or more, far fewer than the 30.0% of labels flipped" in text
+    assert "NoiseDetector.adapt" in text
+    # without known flips the user's expectation decides
+    dyn = mislabel.Dynamics.load(dyn_path)
+    mislabel.Dynamics(dyn.probs, dyn.labels, None, dyn.margins, None, dyn.meta, dyn.runner_up).save(tmp_path / "u.npz")
+    assert main(["detect", "--dynamics", str(tmp_path / "u.npz"), "--out", out]) == 0
+    assert "NoiseDetector.adapt" not in capsys.readouterr().out
+    assert main(["detect", "--dynamics", str(tmp_path / "u.npz"), "--expected-rate", "0.2", "--out", out]) == 0
+    assert "far fewer than the 20.0% of wrong labels you expect" in capsys.readouterr().out
+    assert main(["detect", "--dynamics", str(tmp_path / "u.npz"), "--expected-rate", "0.08", "--out", out]) == 0
+    assert "NoiseDetector.adapt" not in capsys.readouterr().out
+
+
+def _scores_rows(dyn, kind):
+    """(index, given_label, score) rows of a scores CSV for ``dyn``, broken as ``kind`` says."""
+    n = dyn.num_samples
+    rows = [[i, int(dyn.labels[i]), f"{1 - i / n:.6f}"] for i in range(n)]
+    if kind == "duplicate":
+        rows[10][0] = 7
+    elif kind == "text index":
+        rows[1][0] = "abc"
+    elif kind == "nan score":
+        rows[3][2] = "nan"
+    elif kind == "top":
+        rows = rows[100:105]
+    elif kind == "smaller run":
+        rows = rows[:300]
+    elif kind == "larger run":
+        rows.append([n, 0, "0.5"])
+    elif kind == "other labels":
+        rows = [[i, (g + 1) % 10, s] for i, g, s in rows]
+    return rows
+
+
+@pytest.mark.parametrize("kind, msg", [
+    ("duplicate", "lists sample index 7 twice (lines 9 and 12)"),
+    ("text index", "line 3: index 'abc' is not an integer; expected a scores CSV written by `mislabel detect`"),
+    ("nan score", "line 5: score 'nan' is not a finite number"),
+    ("top", "scores only 5 of the 600 samples"),
+    ("smaller run", "scores samples 0 to 299 only, as written for a run of 300 samples"),
+    ("larger run", "sample index 600 is beyond the 600 samples"),
+    ("other labels", "gives other labels than"),
+])
+def test_evaluate_rejects_foreign_scores(kind, msg, run_dir, tmp_path, capsys):
+    import mislabel
+    dyn_path = run_dir / "x" / "dynamics.npz"
+    dyn = mislabel.Dynamics.load(dyn_path)
+    with open(tmp_path / "s.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "index", "given_label", "score"])
+        w.writerows([r + 1, *row] for r, row in enumerate(_scores_rows(dyn, kind)))
+    rc = main(["evaluate", "--scores", str(tmp_path / "s.csv"), "--dynamics", str(dyn_path)])
+    err = _err_line(capsys)
+    assert rc == 2 and msg in err and str(tmp_path / "s.csv") in err
+
+
+def test_evaluate_accepts_a_whole_ranking(run_dir, tmp_path, capsys):
+    import mislabel
+    dyn = mislabel.Dynamics.load(run_dir / "x" / "dynamics.npz")
+    with open(tmp_path / "s.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["rank", "index", "given_label", "score"]]
+                                 + [[r + 1, *row] for r, row in enumerate(_scores_rows(dyn, "whole"))])
+    dyn_path = str(run_dir / "x" / "dynamics.npz")
+    assert main(["evaluate", "--scores", str(tmp_path / "s.csv"), "--dynamics", dyn_path]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 600
+
+
+@pytest.mark.parametrize("scores", ["binary", "missing", "folder"])
+def test_evaluate_names_unreadable_scores_file(scores, run_dir, tmp_path, capsys):
+    path = {"binary": run_dir / "x" / "dynamics.npz", "missing": tmp_path / "none.csv", "folder": tmp_path}[scores]
+    rc = main(["evaluate", "--scores", str(path), "--dynamics", str(run_dir / "x" / "dynamics.npz")])
+    err = _err_line(capsys)
+    assert rc == 2 and str(path) in err and "codec" not in err
+    assert ("written by `mislabel detect`" in err) if scores != "missing" else ("no scores file" in err)
+
+
+@pytest.mark.parametrize("command", ["detect", "train-detector"])
+def test_out_that_is_a_folder(command, run_dir, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    rc = main([command, "--dynamics", str(run_dir / "x" / "dynamics.npz"), "--out", str(tmp_path / "out")])
+    err = _err_line(capsys)
+    assert rc == 2 and f"--out {tmp_path / 'out'} is a folder" in err and ".tmp" not in err
+    assert list((tmp_path / "out").iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -5,41 +5,188 @@ Every subcommand prints a one-line error and exits with status 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import math
+import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+#: detect's hint to adapt the detector appears when it flags (score >= 0.5) fewer than this share of the
+#: labels expected to be wrong: the model card's sign of data the detector is unsure of (on DNA it flagged
+#: 4-11% of the samples where 20-40% were flipped; elsewhere about as many as were flipped)
+FAR_FEWER = 0.5
+
+_SCORES_CSV = "a scores CSV written by `mislabel detect` (columns rank, index, given_label, score)"
+
+
+class CLIError(Exception):
+    """Bad input, reported by :func:`main` as one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (status 2), like every other error of the CLI."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of count-like options: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (1 or more), got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type of seeds and of counts where 0 means none: an integer of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer (0 or more), got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    """argparse type of --expected-rate: a share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share in (0, 1], e.g. 0.2 for 20%, got {value}")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _check_device(device) -> None:
+    """Refuse, before any work, a --device this machine cannot use."""
+    if device is None or device == "auto":
+        return
+    import torch
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise CLIError(f"unknown device {device!r}; use --device cpu or --device cuda") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {device}: CUDA is not available on this machine; use --device cpu "
+                           "(or leave --device out: it picks CUDA only when available)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CLIError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                           f"numbered from 0")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CLIError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif dev.type != "cpu":
+        raise CLIError(f"unsupported device {device!r}; use --device cpu or --device cuda")
+
+
+def _check_parents(path: Path, flag: str) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise CLIError(f"{flag} {path}: no permission to write in {parent}")
+            return
+
+
+def _check_out_file(path, example: str, flag: str = "--out") -> None:
+    """Refuse, before any work, an output file path that cannot be written (e.g. an existing folder)."""
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"{flag} {path} is a folder; give the path of a file, e.g. {p / example}")
+    _check_parents(p, flag)
+
+
+def _check_out_dir(path, names, flag: str = "--out") -> None:
+    """Refuse, before any work, an output folder that cannot be written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"{flag} {path} is an existing file; capture writes a folder ({', '.join(names)}) there")
+    for name in names:
+        if (p / name).is_dir():
+            raise CLIError(f"{flag} {path}: {p / name} is a folder, so capture cannot write its {name} there")
+    _check_parents(p / names[0], flag)
+
+
+@contextlib.contextmanager
+def _writing(path):
+    """Report a failed write with the user's path (not the temporary file's) as one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise CLIError(f"cannot write {path} ({exc.strerror or _one_line(exc)})") from exc
+
+
+# what reading a user-supplied file may raise on a foreign, corrupt or unreadable file
+_READ_ERRORS = (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile)
+
+
+def _read(kind: str, path, load):
+    """``load(path)``; a failure to read the user's file becomes one line that names it and what was expected."""
+    try:
+        return load(path)
+    except _READ_ERRORS as exc:
+        text = _one_line(exc)
+        if isinstance(exc, (ValueError, OSError)) and not isinstance(exc, UnicodeError) and str(path) in text:
+            raise  # the library's own message already names the file
+        raise CLIError(f"cannot read {path} as {kind} ({type(exc).__name__}: {text})") from exc
+
+
+def _load_dyn(path):
+    from .dynamics import Dynamics
+    return _read("a dynamics file written by `mislabel capture` or Dynamics.save", path, Dynamics.load)
+
+
+def _load_detector(path):
+    from .detector import NoiseDetector
+    return _read("a detector checkpoint written by `mislabel train-detector` or NoiseDetector.save", path,
+                 NoiseDetector.load)
 
 
 def _capture(a) -> None:
     from . import pipeline
     from ._utils import atomic_path
+    names = ("dynamics.npz", "meta.json", "history.csv")
+    _check_device(a.device)
+    _check_out_dir(a.out, names)
     out = Path(a.out)
     cap = pipeline.capture(a.dataset, subset=a.subset, data_seed=a.data_seed, noise=a.noise, rate=a.rate,
                            noise_seed=a.noise_seed, underlying_rate=a.underlying_rate, mapping=a.mapping,
                            model=a.model, epochs=a.epochs, record=a.record, seed=a.seed, batch_size=a.batch_size,
                            lr=a.lr, weight_decay=a.weight_decay, test_subset=a.test_subset, root=a.root,
                            device=a.device, progress=not a.quiet, cache=not a.no_cache)
-    out.mkdir(parents=True, exist_ok=True)
-    cap.dynamics.save(out / "dynamics.npz")
-    with atomic_path(out / "meta.json") as tmp:
+    with _writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    with _writing(out / names[0]):
+        cap.dynamics.save(out / names[0])
+    with _writing(out / names[1]), atomic_path(out / names[1]) as tmp:
         tmp.write_text(json.dumps(cap.dynamics.meta, indent=1))
-    with atomic_path(out / "history.csv") as tmp:
+    with _writing(out / names[2]), atomic_path(out / names[2]) as tmp:
         pipeline.write_history(cap.history, tmp)
     acc = cap.history["test_acc"][-1] if cap.history.get("test_acc") else float("nan")
     print(f"wrote {out}/dynamics.npz  (N={cap.dynamics.num_samples}, T={cap.dynamics.num_epochs}, "
           f"flipped={int(cap.dynamics.is_flipped.sum())}, final test acc={acc:.3f})")
 
 
-def _load_dyn(path):
-    from .dynamics import Dynamics
-    return Dynamics.load(path)
-
-
 def _train_detector(a) -> None:
     from .detector import NoiseDetector
+    _check_out_file(a.out, "det.pt")
     dyns = [_load_dyn(p) for p in a.dynamics]
     for p, d in zip(a.dynamics, dyns):
         if d.is_flipped is None:
@@ -47,7 +194,8 @@ def _train_detector(a) -> None:
     det = NoiseDetector(seq_len=a.seq_len, members=a.members).fit(dyns, epochs=a.epochs, lr=a.lr,
                                                                    batch_size=a.batch_size, seed=a.seed,
                                                                    progress=not a.quiet)
-    det.save(a.out)
+    with _writing(a.out):
+        det.save(a.out)
     best = det.info["stages"][-1]
     print(f"wrote {a.out}  (best epoch {best['best_epoch']}, validation AP {best['best_val_ap']:.4f})")
 
@@ -55,25 +203,112 @@ def _train_detector(a) -> None:
 def _detect(a) -> None:
     from ._utils import atomic_path
     from .detector import NoiseDetector
+    _check_out_file(a.out, "scores.csv")
     dyn = _load_dyn(a.dynamics)
-    det = NoiseDetector.load(a.detector) if a.detector else NoiseDetector.pretrained()
+    det = _load_detector(a.detector) if a.detector else NoiseDetector.pretrained()
     epochs, scores = det._view(dyn)   # the scores and how many epochs they read, in one pass
     order = np.argsort(-scores, kind="stable")
-    with atomic_path(a.out) as tmp:
+    rows = order[: a.top] if a.top else order
+    with _writing(a.out), atomic_path(a.out) as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["rank", "index", "given_label", "score"])
-            for r, i in enumerate(order[: a.top] if a.top else order, start=1):
+            for r, i in enumerate(rows, start=1):
                 w.writerow([r, int(i), int(dyn.labels[i]), f"{scores[i]:.6f}"])
-    print(f"wrote {a.out}  ({len(order)} samples ranked; top score {scores[order[0]]:.4f} at index {order[0]})")
+    n = len(order)
+    written = f"top {len(rows)} written" if len(rows) < n else "all written"
+    print(f"wrote {a.out}  ({n} samples scored, {written}; top score {scores[order[0]]:.4f} at index {order[0]})")
     if epochs < dyn.num_epochs:
         print(f"scored the first {epochs} of {dyn.num_epochs} epochs: the predictions settled and then changed "
               "again as the classifier started to fit wrong labels, and the whole run left the detector unsure "
               "(the memorisation guard; see the model card)")
     flagged = int((scores >= 0.5).sum())
-    print(f"{flagged} samples ({flagged / len(scores):.1%}) score 0.5 or more. Far fewer than the share of wrong "
-          "labels you expect suggests the detector is unsure of data like yours: NoiseDetector.adapt fine-tunes it "
-          "with one more run of your training loop (see the README).")
+    share = flagged / n
+    line = f"{flagged} samples ({share:.1%}) score 0.5 or more"
+    if a.expected_rate is not None:
+        expected, of = a.expected_rate, "wrong labels you expect (--expected-rate)"
+    elif dyn.is_flipped is not None:
+        expected, of = float(np.mean(dyn.is_flipped)), "labels flipped in this run"
+    else:
+        expected = None
+    if expected is None:
+        print(f"{line}. Pass --expected-rate, the share of wrong labels you expect, to learn whether that is "
+              "far fewer: the sign that the detector is unsure of data like yours.")
+    elif share < FAR_FEWER * expected:
+        print(f"{line}, far fewer than the {expected:.1%} of {of}: the detector is unsure of data like yours. "
+              "NoiseDetector.adapt fine-tunes it with one more run of your training loop (see the README).")
+    else:
+        print(f"{line} ({expected:.1%} of {of}).")
+
+
+def _cell(path, line: int, row: dict, key: str, conv):
+    """``conv`` of one cell of a scores CSV; CLIError naming the file, line and value when it is not one."""
+    v = row.get(key)
+    try:
+        return conv(v.strip())
+    except (AttributeError, TypeError, ValueError):
+        kind = "an integer" if conv is int else "a number"
+        raise CLIError(f"{path} line {line}: {key} {v!r} is not {kind}; expected {_SCORES_CSV}") from None
+
+
+def _read_scores(path, dyn, dyn_path) -> np.ndarray:
+    """The scores of every sample of ``dyn`` from a CSV written by ``detect``; CLIError on anything else."""
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"no scores file at {path}; write one with `mislabel detect`")
+    if not p.is_file():
+        raise CLIError(f"{path} is not a file; expected {_SCORES_CSV}")
+    N = dyn.num_samples
+    scores = np.full(N, np.nan)
+    line_of: dict[int, int] = {}
+    mismatch = []
+    try:
+        with open(p, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames or []
+            if not {"index", "score"} <= set(fields):
+                raise CLIError(f"{path} is not {_SCORES_CSV}: it has no index and score columns")
+            check_labels = "given_label" in fields
+            for r in reader:
+                line = reader.line_num
+                i = _cell(path, line, r, "index", int)
+                s = _cell(path, line, r, "score", float)
+                if not math.isfinite(s):
+                    raise CLIError(f"{path} line {line}: score {r['score']!r} is not a finite number")
+                if i in line_of:
+                    raise CLIError(f"{path} lists sample index {i} twice (lines {line_of[i]} and {line}); "
+                                   "a CSV written by `mislabel detect` has one row per sample")
+                if i < 0:
+                    raise CLIError(f"{path} line {line}: negative sample index {i}")
+                if i >= N:
+                    raise CLIError(f"{path} line {line}: sample index {i} is beyond the {N} samples of {dyn_path} "
+                                   f"(0 to {N - 1}): the scores come from a different, larger run")
+                if check_labels and (r.get("given_label") or "").strip():
+                    g = _cell(path, line, r, "given_label", int)
+                    if g != int(dyn.labels[i]):
+                        mismatch.append((i, g))
+                line_of[i] = line
+                scores[i] = s
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not a text file; expected {_SCORES_CSV}") from None
+    except csv.Error as exc:
+        raise CLIError(f"{path} is not {_SCORES_CSV} ({_one_line(exc)})") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path} ({exc.strerror or _one_line(exc)})") from None
+    if not line_of:
+        raise CLIError(f"{path} has no rows; expected {_SCORES_CSV}")
+    if mismatch:
+        i, g = mismatch[0]
+        raise CLIError(f"{path} gives other labels than {dyn_path} for {len(mismatch)} of {len(line_of)} samples "
+                       f"(e.g. sample {i}: {g} vs {int(dyn.labels[i])}): the scores come from a different run")
+    M = len(line_of)
+    if M < N:
+        if max(line_of) == M - 1:   # exactly samples 0..M-1: a whole ranking of a run of M samples
+            raise CLIError(f"{path} scores samples 0 to {M - 1} only, as written for a run of {M} samples, but "
+                           f"{dyn_path} has {N}; score {dyn_path} with detect (without --top) to evaluate it")
+        raise CLIError(f"{path} scores only {M} of the {N} samples of {dyn_path} (written with detect --top?); "
+                       "run detect without --top to evaluate")
+    return scores
 
 
 def _evaluate(a) -> None:
@@ -81,19 +316,7 @@ def _evaluate(a) -> None:
     dyn = _load_dyn(a.dynamics)
     if dyn.is_flipped is None:
         raise ValueError(f"{a.dynamics} carries no is_flipped: evaluation needs known flips")
-    with open(a.scores, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"index", "score"} <= set(rows[0]):
-        raise ValueError(f"{a.scores} is not a scores CSV from `mislabel detect` (needs index and score columns)")
-    scores = np.full(dyn.num_samples, np.nan)
-    for r in rows:
-        i = int(r["index"])
-        if not 0 <= i < dyn.num_samples:
-            raise ValueError(f"{a.scores} has index {i} outside the {dyn.num_samples} samples of {a.dynamics}")
-        scores[i] = float(r["score"])
-    if np.isnan(scores).any():
-        raise ValueError(f"{a.scores} scores {int((~np.isnan(scores)).sum())} of {dyn.num_samples} samples; "
-                         "run detect without --top to evaluate")
+    scores = _read_scores(a.scores, dyn, a.dynamics)
     res = evaluate(scores, dyn.is_flipped)
     print(json.dumps(res, indent=1))
 
@@ -102,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m mislabel``."""
     from .data import DATASETS
     from .pipeline import NOISE_CHOICES
-    p = argparse.ArgumentParser(prog="mislabel", description="Find mislabeled samples from training dynamics "
-                                "(Jia, Li et al., AAAI 2023).")
+    p = _Parser(prog="mislabel", description="Find mislabeled samples from training dynamics "
+                "(Jia, Li et al., AAAI 2023).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("capture", help="train a classifier on (noisy) data and record its training dynamics",
@@ -111,19 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "meta.json and history.csv into --out.")
     c.add_argument("--dataset", default="fashion-mnist", choices=DATASETS)
     c.add_argument("--root", default=None, help="dataset folder (default: standard locations)")
-    c.add_argument("--subset", type=int, default=None, help="number of training samples (default: all)")
-    c.add_argument("--test-subset", type=int, default=None, help="test samples for accuracy logging (0: none)")
-    c.add_argument("--data-seed", type=int, default=0)
+    c.add_argument("--subset", type=_positive_int, default=None, help="number of training samples (default: all)")
+    c.add_argument("--test-subset", type=_non_negative_int, default=None,
+                   help="test samples for accuracy logging (0: none)")
+    c.add_argument("--data-seed", type=_non_negative_int, default=0)
     c.add_argument("--noise", default="symmetric", choices=NOISE_CHOICES)
     c.add_argument("--rate", type=float, default=0.4, help="share of labels to corrupt, in [0, 1)")
-    c.add_argument("--noise-seed", type=int, default=0)
+    c.add_argument("--noise-seed", type=_non_negative_int, default=0)
     c.add_argument("--underlying-rate", type=float, default=0.0, help="twice-contaminate: underlying noise first")
     c.add_argument("--mapping", default="next", help="asymmetric mapping: next, cifar10 or fashion-mnist")
     c.add_argument("--model", default="cnn", help="cnn, mlp or resnet32")
-    c.add_argument("--epochs", type=int, default=10)
+    c.add_argument("--epochs", type=_positive_int, default=10)
     c.add_argument("--record", default="train", choices=["train", "eval"])
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--batch-size", type=int, default=128)
+    c.add_argument("--seed", type=_non_negative_int, default=0)
+    c.add_argument("--batch-size", type=_positive_int, default=128)
     c.add_argument("--lr", type=float, default=0.05)
     c.add_argument("--weight-decay", type=float, default=5e-4)
     c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -135,12 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-detector", help="train the LSTM noise detector on captured dynamics",
                        description="Fit a NoiseDetector on one or more dynamics.npz files that carry is_flipped.")
     t.add_argument("--dynamics", nargs="+", required=True, help="dynamics.npz file(s) from capture")
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=_positive_int, default=10)
     t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--seq-len", type=int, default=None, help="resample sequences to this length")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--members", type=int, default=1,
+    t.add_argument("--batch-size", type=_positive_int, default=64)
+    t.add_argument("--seq-len", type=_positive_int, default=None, help="resample sequences to this length")
+    t.add_argument("--seed", type=_non_negative_int, default=0)
+    t.add_argument("--members", type=_positive_int, default=1,
                    help="LSTMs averaged in an ensemble, member i trained with seed + i (default 1)")
     t.add_argument("--quiet", action="store_true")
     t.add_argument("--out", required=True, help="checkpoint path, e.g. det.pt")
@@ -151,7 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(rank, index, given_label, score).")
     d.add_argument("--dynamics", required=True)
     d.add_argument("--detector", default=None, help="checkpoint (default: the shipped pretrained detector)")
-    d.add_argument("--top", type=int, default=None, help="write only the top K rows")
+    d.add_argument("--top", type=_positive_int, default=None, help="write only the top K rows")
+    d.add_argument("--expected-rate", type=_share, default=None,
+                   help="share of wrong labels you expect, e.g. 0.2 (default: the share flipped, when the "
+                   "dynamics carry is_flipped); detect says when the detector flags far fewer")
     d.add_argument("--out", required=True, help="CSV path")
     d.set_defaults(func=_detect)
 
@@ -168,7 +395,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
-        print(f"mislabel {args.command}: error: {exc}", file=sys.stderr)
+    except (CLIError, ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        print(f"mislabel {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0

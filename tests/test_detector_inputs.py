@@ -133,3 +133,13 @@ def test_in_domain_detector_has_the_sources_architecture():
         NoiseDetector.fit = fit
     assert seen["seq_len"] == 5 and seen["members_trained"] == 2 and seen["hidden_size"] == 4
     assert seen["memorisation_guard"] is False
+
+
+@pytest.mark.parametrize("seed", [True, -1, 1.5])
+def test_one_seed_check_everywhere(seed):
+    from mislabel import noise
+    from mislabel._utils import set_seed
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        set_seed(seed)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        noise.symmetric(np.zeros(4, dtype=np.int64), 0.5, num_classes=3, seed=seed)

@@ -20,10 +20,9 @@ def set_seed(seed: int) -> None:
     Parameters
     ----------
     seed : int
-        Non-negative seed.
+        Non-negative seed (see :func:`check_seed`).
     """
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_seed(seed)
     random.seed(int(seed))
     np.random.seed(int(seed) % (2**32))
     torch.manual_seed(int(seed))

@@ -21,7 +21,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from ._utils import as_int_labels
+from ._utils import as_int_labels, check_seed
 
 __all__ = [
     "NOISE_KINDS",
@@ -84,12 +84,6 @@ def _check_rate(rate, name: str = "noise rate") -> float:
     if not (0.0 <= rate < 1.0):  # also rejects NaN
         raise ValueError(f"{name} must be in [0, 1), got {rate!r}")
     return rate
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def _check_num_classes(num_classes) -> int:
@@ -298,7 +292,7 @@ def symmetric(labels, rate: float, num_classes: int, seed: int = 0) -> tuple[np.
     c = _check_num_classes(num_classes)
     y = as_int_labels(labels, num_classes=c)
     rate = _check_rate(rate)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     noisy = _flip_symmetric(y, _n_flips(rate, y.size), c, rng, np.ones(y.size, bool), rate)
     return _result(y, noisy)
 
@@ -342,7 +336,7 @@ def asymmetric(
     table = asymmetric_mapping(mapping, c)
     y = as_int_labels(labels, num_classes=c)
     rate = _check_rate(rate)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     noisy = _flip_asymmetric(y, _n_flips(rate, y.size), table, rng, np.ones(y.size, bool), rate)
     return _result(y, noisy)
 
@@ -375,7 +369,7 @@ def superclass(labels, rate: float, groups, seed: int = 0) -> tuple[np.ndarray, 
     g = _check_groups(groups)
     y = as_int_labels(labels, num_classes=g.size)
     rate = _check_rate(rate)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     noisy = _flip_superclass(y, _n_flips(rate, y.size), g, rng, np.ones(y.size, bool), rate)
     return _result(y, noisy)
 
@@ -476,7 +470,7 @@ def twice_contaminated(
         raise ValueError(
             f"underlying_rate + synthesized_rate = {u + s} must be < 1 (both are fractions of all samples)"
         )
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     noisy1, under = make(kind, labels, u, num_classes, seed=seed, **kw)
     y = as_int_labels(labels, num_classes=num_classes)
     rng = np.random.default_rng([seed, 1])

@@ -7,6 +7,7 @@ import platform
 import random
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterator
 
@@ -23,18 +24,40 @@ def set_seed(seed: int) -> None:
         Non-negative seed (see :func:`check_seed`).
     """
     seed = check_seed(seed)
-    random.seed(int(seed))
-    np.random.seed(int(seed) % (2**32))
-    torch.manual_seed(int(seed))
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
     if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(int(seed))
+        torch.cuda.manual_seed_all(seed)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """Return ``device`` as a :class:`torch.device`; ``None``/"auto" picks CUDA when available."""
+    """Return ``device`` as a :class:`torch.device`; ``None``/"auto" picks CUDA when available.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a device name, or names a CUDA device (or MPS) this machine does not have.
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda' (--device cpu or --device cuda on "
+                         "the command line)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine; use 'cpu' "
+                             "(--device cpu on the command line), or leave the device unset: it picks CUDA only "
+                             "when available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s), numbered from 0")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine; use 'cpu' "
+                         "(--device cpu on the command line)")
+    return dev
 
 
 def amp_enabled(amp, device: torch.device) -> bool:
@@ -226,3 +249,57 @@ def find_repo_root(start: str | os.PathLike | None = None, markers=("pyproject.t
         if any((checkout / m).is_file() for m in markers):
             return checkout
     return None
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The repository folder: the nearest folder at or above ``start`` holding ``pyproject.toml``.
+
+    Parameters
+    ----------
+    start : path-like, optional
+        Where to start looking; default the current working directory. When
+        nothing is found there, the checkout this (editable) package lives in
+        is tried, and finally ``start`` itself is returned.
+
+    Returns
+    -------
+    pathlib.Path
+        Absolute path.
+    """
+    found = find_repo_root(start, markers=("pyproject.toml",), package_fallback=True)
+    return found if found is not None else Path(start if start is not None else Path.cwd()).resolve()
+
+
+def jsonable(value, where: str = "value"):
+    """``value`` with NumPy and torch scalars and arrays turned into Python ones, ready for ``json.dumps``
+    (run settings and ``Dynamics.meta``).
+
+    Raises TypeError, naming the entry (``where``, e.g. ``meta['batch_size']``), for anything JSON cannot hold.
+    """
+    if isinstance(value, np.generic):
+        if isinstance(value, (np.bool_, np.integer, np.floating, np.str_)):
+            return value.item()
+    elif value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind in "biufU":
+            return value.tolist()
+    elif isinstance(value, torch.Tensor):
+        if not value.is_complex():
+            return value.detach().cpu().tolist()
+    elif isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                if isinstance(k, np.generic) and isinstance(k, (np.integer, np.str_)):
+                    k = k.item()
+                else:
+                    raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; JSON keys must be "
+                                    "strings (or numbers)")
+            out[k] = jsonable(v, f"{where}[{k!r}]")
+        return out
+    elif isinstance(value, (list, tuple)):
+        items = [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return type(value)(items) if type(value) in (list, tuple) else items
+    raise TypeError(f"{where} is a {type(value).__name__} ({value!r:.60}), which cannot be stored as JSON; "
+                    "use str, int, float, bool, None, or lists/dicts of them (e.g. str(path), float(x))")

@@ -69,26 +69,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _check_device(device) -> None:
-    """Refuse, before any work, a --device this machine cannot use."""
-    if device is None or device == "auto":
-        return
-    import torch
+    """Refuse, before any work, a --device this machine cannot use (:func:`mislabel._utils.resolve_device`)."""
+    from ._utils import resolve_device
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise CLIError(f"unknown device {device!r}; use --device cpu or --device cuda") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CLIError(f"--device {device}: CUDA is not available on this machine; use --device cpu "
-                           "(or leave --device out: it picks CUDA only when available)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise CLIError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                           f"numbered from 0")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise CLIError(f"--device {device}: MPS is not available on this machine; use --device cpu")
-    elif dev.type != "cpu":
-        raise CLIError(f"unsupported device {device!r}; use --device cpu or --device cuda")
+        resolve_device(device)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _check_parents(path: Path, flag: str) -> None:

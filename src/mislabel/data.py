@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._utils import atomic_path, check_seed, find_repo_root
+from ._utils import atomic_path, check_seed, repo_root
 
 __all__ = [
     "DATASETS",
@@ -398,8 +398,7 @@ def _local_data_dirs() -> list[Path]:
     """``./data``, then the ``data`` folder of the repository checkout that holds the working directory
     (where ``scripts/get_data.sh`` puts files), so that notebooks running in ``notebooks/`` find them."""
     dirs = [Path("data")]
-    root = find_repo_root(markers=("pyproject.toml",), package_fallback=True)
-    repo = (root if root is not None else Path.cwd().resolve()) / "data"
+    repo = repo_root() / "data"
     if repo.resolve() != Path("data").resolve():
         dirs.append(repo)
     return dirs

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._utils import as_int_labels, atomic_path
+from ._utils import as_int_labels, atomic_path, jsonable
 
 FORMAT = "mislabel-dynamics"
 FORMAT_VERSION = 1
@@ -257,7 +257,7 @@ class Dynamics:
             If ``meta`` holds a value that cannot be stored as JSON (the message names its key).
         """
         path = Path(path)
-        meta_json = json.dumps(_jsonable_meta(self.meta, "meta"))
+        meta_json = json.dumps(jsonable(self.meta, "meta"))
         arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
                   "probs": self.probs, "labels": self.labels, "meta": np.array(meta_json)}
         for key in ("is_flipped", "margins", "runner_up", "full"):
@@ -425,40 +425,6 @@ def _row_index(index, n: int) -> np.ndarray:
     if bad.any():
         raise ValueError(f"index {int(idx[bad][0])} is out of range for {n} samples; indices must be in [-{n}, {n})")
     return idx
-
-
-def _jsonable_meta(value, where: str):
-    """``value`` with NumPy scalars and arrays turned into Python ones, ready for ``json.dumps``.
-
-    Raises TypeError, naming the entry (``where``, e.g. ``meta['batch_size']``), for anything JSON cannot hold.
-    """
-    if isinstance(value, np.generic):
-        if isinstance(value, (np.bool_, np.integer, np.floating, np.str_)):
-            return value.item()
-    elif value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    elif isinstance(value, np.ndarray):
-        if value.dtype.kind in "biufU":
-            return value.tolist()
-    elif isinstance(value, torch.Tensor):
-        if not value.is_complex():
-            return value.detach().cpu().tolist()
-    elif isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, (str, int, float, bool)) and k is not None:
-                if isinstance(k, np.generic) and isinstance(k, (np.integer, np.str_)):
-                    k = k.item()
-                else:
-                    raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; JSON keys must be "
-                                    "strings (or numbers)")
-            out[k] = _jsonable_meta(v, f"{where}[{k!r}]")
-        return out
-    elif isinstance(value, (list, tuple)):
-        items = [_jsonable_meta(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return type(value)(items) if type(value) in (list, tuple) else items
-    raise TypeError(f"{where} is a {type(value).__name__} ({value!r:.60}), which cannot be stored as JSON; "
-                    "use str, int, float, bool, None, or lists/dicts of them (e.g. str(path), float(x))")
 
 
 class _NpyAppender:
@@ -825,24 +791,17 @@ class DynamicsRecorder:
             sample_ids = torch.as_tensor(sample_ids)
         if self.check:
             self._validate(logits, labels, sample_ids)   # also: the number of classes is unchanged
-            B = logits.shape[0]
-            if B == 0:                  # an empty batch: nothing to record
-                self._empty_only |= not self._touched
-                return
-            self._rows += B
+            self._rows += logits.shape[0]
+        if logits.ndim and logits.shape[0] == 0:   # an empty batch: nothing to record
+            self._empty_only |= not self._touched
+            return
         if self._buf is None:
-            if logits.ndim and logits.shape[0] == 0:
-                self._empty_only = True
-                return
             self._alloc(self._device or logits.device, logits.shape[1])
         if self._pending is not None:   # deferred: the rest happens once per epoch, in next_epoch()
-            # (kept minimal when check=False: empty batches and a changed C are handled in next_epoch())
+            # (kept minimal when check=False: a changed C is caught in next_epoch())
             self._pending.append((logits.detach(), labels, sample_ids,
                                   (logits._version, labels._version, sample_ids._version)))
             self._touched = True
-            return
-        if logits.shape[0] == 0:        # an empty batch (check=False): nothing to record
-            self._empty_only |= not self._touched
             return
         if logits.shape[-1] != self._C:
             raise ValueError(self._classes_changed(logits.shape[-1]))
@@ -904,10 +863,6 @@ class DynamicsRecorder:
                     f"a tensor passed to update() (batch {k} of this epoch) was modified in place before "
                     "next_epoch(); pass fresh tensors (e.g. logits.clone()) or build the recorder with defer=False")
         if not self.check:              # with check=True, update() has already done this
-            pending = [p for p in pending if p[0].numel()]     # empty batches
-            if not pending:
-                raise RuntimeError("next_epoch(): every update() of this epoch had an empty batch (B = 0), so "
-                                   "there is nothing to record; pass non-empty batches")
             for lg, *_ in pending:
                 if lg.shape[-1] != self._C:
                     raise ValueError(self._classes_changed(lg.shape[-1]))
@@ -1087,7 +1042,7 @@ class DynamicsRecorder:
                     meta = dict(meta)
                 except (TypeError, ValueError):
                     raise TypeError(f"meta must be a dict (a JSON object), got {type(meta).__name__}") from None
-            meta = _jsonable_meta(meta, "meta")
+            meta = jsonable(meta, "meta")
         if self._touched:
             self._close_epoch(stacklevel=3)
         if self._epochs == 0:

@@ -32,7 +32,7 @@ import pandas as pd
 from . import baselines as _baselines
 from . import metrics as _metrics
 from . import pipeline as _pipeline
-from ._utils import atomic_path, find_repo_root
+from ._utils import atomic_path, repo_root
 from .dynamics import Dynamics
 
 __all__ = [
@@ -91,25 +91,6 @@ def as_list(value, cast=float) -> list | None:
 
 
 # --------------------------------------------------------------------------- locations
-def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The repository folder: the nearest folder at or above ``start`` holding ``pyproject.toml``.
-
-    Parameters
-    ----------
-    start : path-like, optional
-        Where to start looking; default the current working directory. When
-        nothing is found there, the checkout this (editable) package lives in
-        is tried, and finally ``start`` itself is returned.
-
-    Returns
-    -------
-    pathlib.Path
-        Absolute path.
-    """
-    found = find_repo_root(start, markers=("pyproject.toml",), package_fallback=True)
-    return found if found is not None else Path(start if start is not None else Path.cwd()).resolve()
-
-
 def chapter_out_dir(chapter: str, out_dir: str | os.PathLike | None = None) -> Path:
     """Folder a chapter writes ``metrics.json`` into (created if missing).
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import models as _models
-from ._utils import amp_enabled, as_int_labels, check_seed, resolve_device, set_seed
+from ._utils import amp_enabled, as_int_labels, check_seed, jsonable, resolve_device, set_seed
 from .dynamics import Dynamics, DynamicsRecorder
 
 RECORD_MODES = ("train", "eval", None)
@@ -541,19 +541,11 @@ def run_meta(model_name, epochs, record, seed, batch_size, lr, weight_decay, num
     NumPy and 0-d torch numbers among the settings are stored as Python numbers (the meta is saved as JSON).
     """
     from . import __version__
-    info = {"model": model_name, "epochs": int(epochs), "record": record, "seed": int(seed),
-            "batch_size": _plain(batch_size), "lr": _plain(lr), "weight_decay": _plain(weight_decay),
-            "num_classes": _plain(num_classes), "library_version": __version__,
-            **{k: _plain(v) for k, v in extra.items()}}
+    info = jsonable({"model": model_name, "epochs": int(epochs), "record": record, "seed": int(seed),
+                     "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "num_classes": num_classes,
+                     "library_version": __version__, **extra}, "run settings")
     info.update(meta or {})
     return info
-
-
-def _plain(value):
-    """A NumPy scalar or one-element tensor as the Python number it holds; anything else unchanged."""
-    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
-        return value.item()
-    return value
 
 
 @torch.no_grad()

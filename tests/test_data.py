@@ -14,6 +14,8 @@ import torch
 
 from mislabel import data
 
+from cifar_fakes import _dump, _write_fake_cifar10
+
 FMNIST_NAMES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -38,36 +40,6 @@ def _write_fake_fmnist(folder, n_train=6, n_test=4, seed=0):
         (folder / FMNIST_NAMES[split][1]).write_bytes(gzip.compress(_idx_bytes(labels, 2049)))
         out[split] = (images, labels)
     return out
-
-
-def _dump(obj, path):
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)  # byte-string keys, like the official (Python 2) files
-
-
-def _write_fake_cifar10(base, rows_per_batch=2, n_test=3, seed=0):
-    """cifar-10-batches-py/ with data_batch_1..5, test_batch and batches.meta; returns (train, test) arrays."""
-    rng = np.random.default_rng(seed)
-    folder = base / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-    _dump({b"num_cases_per_batch": rows_per_batch, b"label_names": names, b"num_vis": 3072}, folder / "batches.meta")
-    train_x, train_y = [], []
-    for i in range(1, 6):
-        x = rng.integers(0, 256, size=(rows_per_batch, 3072), dtype=np.uint8)
-        y = rng.integers(0, 10, size=rows_per_batch).tolist()
-        _dump(
-            {b"batch_label": f"training batch {i} of 5".encode(), b"labels": y, b"data": x,
-             b"filenames": [b"img%d.png" % k for k in range(rows_per_batch)]},
-            folder / f"data_batch_{i}",
-        )
-        train_x.append(x)
-        train_y += y
-    tx = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
-    ty = rng.integers(0, 10, size=n_test).tolist()
-    _dump({b"batch_label": b"testing batch 1 of 1", b"labels": ty, b"data": tx,
-           b"filenames": [b"t%d.png" % k for k in range(n_test)]}, folder / "test_batch")
-    return folder, (np.concatenate(train_x), np.array(train_y)), (tx, np.array(ty))
 
 
 def _write_fake_cifar100(base, n_train=6, n_test=4, seed=0):
@@ -350,6 +322,33 @@ def test_cifar_missing(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="data_batch_4"):
         data.load("cifar10", "train")
     assert len(data.load("cifar10", "test")) == 3  # test split still complete
+
+
+def test_cifar_found_from_a_subfolder_of_the_checkout(tmp_path, monkeypatch):
+    # the book runs its notebooks in <repo>/notebooks; the README puts CIFAR in <repo>/data
+    monkeypatch.delenv("MISLABEL_DATA", raising=False)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    folder, _, _ = _write_fake_cifar10(tmp_path / "data")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert data.cifar_folder("cifar10").resolve() == folder.resolve()
+    assert len(data.load("cifar10", "test")) == 3
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "data")):   # the message names the checkout's folder
+        data.load("cifar100")
+
+
+def test_cifar_download_without_root_goes_to_the_checkout(tmp_path, monkeypatch):
+    archive = _cifar10_archive(tmp_path / "src")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _FakeResponse(archive.read_bytes()))
+    monkeypatch.setitem(data._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.delenv("MISLABEL_DATA", raising=False)
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(repo / "notebooks")
+    assert len(data.load("cifar10", "test", download=True)) == 3
+    assert sorted(p.name for p in (repo / "data").iterdir()) == ["cifar-10-batches-py"]
+    assert not (repo / "notebooks" / "data").exists()
 
 
 def test_cifar_corrupt_pickles(tmp_path):

@@ -18,7 +18,8 @@ Where the files are looked for
 ``cifar10`` / ``cifar100``
     the official "python version" folders ``cifar-10-batches-py/`` and
     ``cifar-100-python/`` under ``root`` (when given, only there; ``root`` may
-    also be the batches folder itself), ``$MISLABEL_DATA`` or ``./data``.
+    also be the batches folder itself), ``$MISLABEL_DATA``, ``./data`` or the
+    ``data`` folder of the repository checkout (a download without ``root`` goes there).
 ``digits``
     bundled with scikit-learn; nothing to download.
 ``letter`` / ``satellite`` / ``dna``
@@ -743,8 +744,7 @@ def _cifar_candidates(name: str, root) -> list[Path]:
     env = os.environ.get("MISLABEL_DATA")
     if env:
         out.append(Path(env).expanduser() / folder)
-    out.append(Path("data") / folder)
-    return out
+    return out + [d / folder for d in _local_data_dirs()]
 
 
 def cifar_folder(name: str, root: str | os.PathLike | None = None) -> Path | None:
@@ -755,7 +755,9 @@ def cifar_folder(name: str, root: str | os.PathLike | None = None) -> Path | Non
     name : {"cifar10", "cifar100"}
     root : path-like, optional
         Look only in ``root/<folder>`` and ``root`` itself. Without it, look in
-        ``$MISLABEL_DATA/<folder>`` then ``./data/<folder>``.
+        ``$MISLABEL_DATA/<folder>``, ``./data/<folder>``, then in the ``data`` folder of
+        the repository checkout that holds the working directory (so that notebooks,
+        which run in ``notebooks/``, find the files the README puts in ``data/``).
 
     Returns
     -------
@@ -787,7 +789,8 @@ def _safe_extract(archive: Path, dest: Path) -> None:
 
 def _download_cifar(name: str, root) -> Path:
     spec = _CIFAR[name]
-    base = Path(root).expanduser() if root is not None else Path("data")
+    # without root: the repository's data folder, where the loader looks first after $MISLABEL_DATA
+    base = Path(root).expanduser() if root is not None else _local_data_dirs()[-1]
     base.mkdir(parents=True, exist_ok=True)
     archive = base / spec["url"].rsplit("/", 1)[1]
     if not (archive.is_file() and check_md5(archive, spec["md5"])):
@@ -817,7 +820,7 @@ def _load_cifar(name: str, split: str, root, download: bool):
         where = ", ".join(str(p) for p in _cifar_candidates(name, root))
         raise FileNotFoundError(
             f"{name} not found (looked for {spec['meta']} in: {where}). Download {spec['url']}, extract it so "
-            f"that {spec['folder']}/ lies in ./data, in $MISLABEL_DATA or in a folder you pass as root=, "
+            f"that {spec['folder']}/ lies in {_local_data_dirs()[-1]}, in $MISLABEL_DATA or in a folder you pass as root=, "
             "or pass download=True when online"
         )
     paths = [folder / f for f in spec["files"][split]] + [folder / spec["meta"]]

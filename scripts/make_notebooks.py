@@ -65,6 +65,15 @@ pd.DataFrame({{"value": [cfg.get(k) for k in shown]}}, index=shown).astype(str)
 '''
 
 
+def settings_note(params: str) -> str:
+    return f'''
+# Say so when this run's settings are not the rendered book's (the prose describes the book's run).
+note = report.settings_note(cfg, {params})
+if note:
+    display(Markdown(note))
+'''
+
+
 # =========================================================================== chapter 1
 def chapter_01():
     return [
@@ -102,13 +111,17 @@ profile = None      # "smoke", "cpu" or "paper"; None: $MISLABEL_PROFILE, else "
 epochs = None       # classifier epochs; None: the profile's
 subset = None       # number of training images; None: the profile's
 noise_rate = 0.4    # share of labels flipped uniformly to another class
+dataset = None      # e.g. "digits", "letter", "cifar10" (mislabel.data.DATASETS); None: the profile's
+model = None        # "cnn", "mlp" or "resnet32" (also resnet20, resnet56); None: the profile's
+lr = None           # classifier learning rate; None: the profile's
 seed = 0            # seed of the classifier's training run
 out_dir = None      # folder for metrics.json; None: <repo>/runs/book/01_training_dynamics
 ''', "parameters"),
         code(SETUP_COMMON + '''
-cfg = profiles.get(profile, epochs=epochs, subset=subset)
+cfg = profiles.get(profile, epochs=epochs, subset=subset, dataset=dataset, model=model, lr=lr)
 out = report.chapter_out_dir("01_training_dynamics", out_dir)
 ''' + settings_table(), "hide-input"),
+        code(settings_note("noise_rate=(noise_rate, 0.4), seed=(seed, 0)"), "remove-input"),
         md(r'''
 ## Recording the dynamics
 
@@ -332,13 +345,18 @@ epochs = None           # classifier epochs; None: the profile's
 subset = None           # number of training images; None: the profile's
 detector_epochs = None  # passes of the LSTM over the sequences; None: the profile's
 noise_rate = 0.4        # share of labels flipped (symmetric) in both steps 1 and 3
+dataset = None          # e.g. "digits", "letter", "cifar10" (mislabel.data.DATASETS); None: the profile's
+model = None            # "cnn", "mlp" or "resnet32" (also resnet20, resnet56); None: the profile's
+lr = None               # classifier learning rate; None: the profile's
 seed = 0                # seed of the classifier runs and of the detector
 out_dir = None          # folder for metrics.json; None: <repo>/runs/book/02_supervised_detector
 ''', "parameters"),
         code(SETUP_COMMON + '''
-cfg = profiles.get(profile, epochs=epochs, subset=subset, detector_epochs=detector_epochs)
+cfg = profiles.get(profile, epochs=epochs, subset=subset, detector_epochs=detector_epochs, dataset=dataset,
+                   model=model, lr=lr)
 out = report.chapter_out_dir("02_supervised_detector", out_dir)
 ''' + settings_table(), "hide-input"),
+        code(settings_note("noise_rate=(noise_rate, 0.4), seed=(seed, 0)"), "remove-input"),
         md(r'''
 ## Step 1: corrupt an (almost) clean set
 
@@ -554,14 +572,18 @@ epochs = None       # classifier epochs; None: the profile's
 subset = None       # number of training images; None: the profile's
 rates = None        # noise rates, e.g. [0.2, 0.4] or "[0.3]"; None: the profile's
 noise_kinds = None  # e.g. ["symmetric"]; None: the profile's (symmetric and asymmetric)
+dataset = None      # e.g. "digits", "letter", "cifar10" (mislabel.data.DATASETS); None: the profile's
+model = None        # "cnn", "mlp" or "resnet32" (also resnet20, resnet56); None: the profile's
+lr = None           # classifier learning rate; None: the profile's
 seed = 0            # seed of the classifier runs and of the detectors
 out_dir = None      # folder for metrics.json; None: <repo>/runs/book/03_identify_mislabeled
 ''', "parameters"),
         code(SETUP_COMMON + '''
 cfg = profiles.get(profile, epochs=epochs, subset=subset, rates=report.as_list(rates),
-                   noise_kinds=report.as_list(noise_kinds, str))
+                   noise_kinds=report.as_list(noise_kinds, str), dataset=dataset, model=model, lr=lr)
 out = report.chapter_out_dir("03_identify_mislabeled", out_dir)
 ''' + settings_table("rates", "noise_kinds"), "hide-input"),
+        code(settings_note("seed=(seed, 0)"), "remove-input"),
         md(r'''
 ## Running the grid
 
@@ -657,8 +679,7 @@ glue("ch3_sym_p95_range", Markdown("detector minus AUM " + per_rate("symmetric",
      display=False)
 glue("ch3_asym_low_map", Markdown("detector minus AUM " + per_rate("asymmetric", "map", 0.5)), display=False)
 glue("ch3_asym_low_p95", Markdown(per_rate("asymmetric", "precision_at_95", 0.5)), display=False)
-default_run = {k: v for k, v in cfg.items() if k != "profile"} == {
-    k: v for k, v in profiles.get("cpu").items() if k != "profile"}
+default_run = not profiles.book_differences(cfg)
 glue("ch3_profile_note", Markdown(
     "The numbers above come from the default `cpu` profile, the run this paragraph describes." if default_run else
     f"*This page was built with other settings (profile `{cfg['profile']}`), so the numbers above are not the "
@@ -835,15 +856,21 @@ epochs = None           # classifier epochs; None: the profile's
 subset = None           # training images of the source data set; None: the profile's
 fine_tune_lr = 0.003    # 0.3 x the detector's learning rate, the paper's ratio 0.03 / 0.1
 fine_tune_epochs = None # None: the profile's
+dataset = None          # source data set, e.g. "digits", "letter", "cifar10" (mislabel.data.DATASETS); None: the profile's
+model = None            # "cnn", "mlp" or "resnet32" (also resnet20, resnet56); None: the profile's
+lr = None               # classifier learning rate; None: the profile's
+transfer_dataset = None # target data set of the first transfer; None: the profile's ("digits")
 seed = 0
 out_dir = None          # folder for metrics.json; None: <repo>/runs/book/04_transfer
 ''', "parameters"),
         code(SETUP_COMMON + '''
 from mislabel import transfer
 
-cfg = profiles.get(profile, epochs=epochs, subset=subset, fine_tune_epochs=fine_tune_epochs)
+cfg = profiles.get(profile, epochs=epochs, subset=subset, fine_tune_epochs=fine_tune_epochs, dataset=dataset,
+                   model=model, lr=lr, transfer_dataset=transfer_dataset)
 out = report.chapter_out_dir("04_transfer", out_dir)
 ''' + settings_table("fine_tune_epochs", "transfer_dataset"), "hide-input"),
+        code(settings_note("fine_tune_lr=(fine_tune_lr, 0.003), seed=(seed, 0)"), "remove-input"),
         md(r'''
 ## The source detector
 
@@ -1921,6 +1948,17 @@ glue("ch6_short_text", Markdown(
     "samples and the curves carry little shape beyond their level." if short_gap < 0 else
     f"Even at {int(digits['epochs'].iloc[0])} epochs, where the classifier has barely started to separate clean "
     f"from flipped samples, the detector is {short_gap:+.3f} mAP from AUM on digits."), display=False)
+last = digits.iloc[-1]
+long_text = ""
+if last["aum_map"] < digits["aum_map"].max() - 0.01:
+    long_text = (f"Long runs are where AUM loses ground on digits too: at {int(last['epochs'])} epochs the MLP has "
+                 f"fitted many flipped labels and AUM falls to {last['aum_map']:.3f} mAP (from "
+                 f"{digits['aum_map'].max():.3f}), while the detector reaches {last['resampled_map']:.3f}")
+    if last["scored_epochs"] < last["epochs"]:
+        long_text += (f"; the memorisation guard read only the first {int(last['scored_epochs'])} epochs of that run "
+                      f"(whole run: {last['whole_run_map']:.3f})")
+    long_text += "."
+glue("ch6_long_text", Markdown(long_text), display=False)
 dna = length[length["dataset"] == "dna/train"].reset_index(drop=True)
 behind = dna[dna["resampled_map"] < dna["aum_map"]]
 guarded = dna[dna["scored_epochs"] < dna["epochs"]]
@@ -1949,7 +1987,7 @@ Resampling changes mAP by {glue:text}`ch6_short_gain:+.3f` at
 {glue:text}`ch6_longest` epochs against feeding the sequence as it is; the
 detector was trained on runs of {glue:text}`ch6_pool_epochs` epochs, all
 resampled, so resampling is what keeps a user's run inside that range.
-{glue:md}`ch6_short_text`
+{glue:md}`ch6_short_text` {glue:md}`ch6_long_text`
 
 {glue:md}`ch6_dna_length_text`
 

@@ -27,7 +27,7 @@ reproduced the full run's in-domain rows exactly):
     .venv/bin/python scripts/train_pretrained.py --in-domain-only
 
 ``--length-only`` likewise (re)computes only the length study (``LENGTH_SETTINGS``:
-one draw of digits and of DNA, 30% symmetric noise, trained for 5 to 80
+one draw of digits and of DNA, 30% symmetric noise, trained for 5 to 200
 epochs) and records where it was measured (``length_study_cpu``):
 
     .venv/bin/python scripts/train_pretrained.py --length-only
@@ -437,7 +437,7 @@ def in_domain_rows(det, draws: int, quick: bool = False, datasets=None) -> list[
 #: on DNA the MLP memorises the flipped labels, so how long the run is changes what its end shows.
 LENGTH_SETTINGS = [("digits", "train", None, "mlp", 0.05, "symmetric", 0.3),
                    ("dna", "train", None, "mlp", 0.05, "symmetric", 0.3)]
-LENGTHS = (5, 10, 20, 40, 80)
+LENGTHS = (5, 10, 20, 40, 80, 200)
 #: the lengths of ``--quick``
 QUICK_LENGTHS = (2, 4)
 

@@ -552,6 +552,40 @@ def test_profiles():
         mislabel.profiles.get("huge")
 
 
+def test_profile_sizes_are_caps_for_another_data_set(monkeypatch):
+    P = mislabel.profiles
+    monkeypatch.delenv("MISLABEL_PROFILE", raising=False)
+    # digits has 1,438 training and 359 test rows: the cpu preset's 8,000 / 2,000 are capped, smoke's 1,200 is kept
+    cpu = P.get("cpu", dataset="digits")
+    assert (cpu["subset"], cpu["test_subset"], cpu["dataset"]) == (1438, 359, "digits")
+    smoke = P.get("smoke", dataset="digits", model="mlp")
+    assert (smoke["subset"], smoke["test_subset"], smoke["model"]) == (1200, 359, "mlp")
+    # explicit sizes are the reader's: kept as given (the loader refuses one too large, with its range)
+    assert P.get("cpu", dataset="digits", subset=5000, test_subset=100)["subset"] == 5000
+    assert P.get("cpu", dataset="digits", subset=5000, test_subset=100)["test_subset"] == 100
+    # the preset's own data set: nothing looked up, nothing changed
+    assert P.get("cpu", dataset="fashion-mnist") == P.get("cpu")
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        P.get("cpu", dataset="mnist")
+
+
+def test_book_differences_and_settings_note(monkeypatch):
+    from mislabel import report   # the book's helpers (pandas)
+
+    monkeypatch.delenv("MISLABEL_PROFILE", raising=False)
+    P = mislabel.profiles
+    book = P.get(None)
+    assert P.book_differences(book) == {} and P.book_differences(book, seed=(0, 0)) == {}
+    assert report.settings_note(book, noise_rate=(0.4, 0.4)) == ""
+    run = P.get("cpu", epochs=30, lr=0.1)
+    assert P.book_differences(run, noise_rate=(0.6, 0.4), seed=(0, 0)) == {
+        "epochs": (30, 16), "lr": (0.1, 0.05), "noise_rate": (0.6, 0.4)}
+    note = report.settings_note(run, noise_rate=(0.6, 0.4))
+    assert "`epochs` 30 (book: 16)" in note and "`noise_rate` 0.6 (book: 0.4)" in note and "`lr` 0.1" in note
+    smoke = P.book_differences(P.get("smoke"))
+    assert smoke["profile"] == ("smoke", "cpu") and smoke["subset"] == (1200, 8000) and "dataset" not in smoke
+
+
 def test_cache_keys_change_with_every_input(tmp_path):
     calls = []
     def compute(folder):

@@ -149,6 +149,10 @@ def test_model_card_numbers_present_and_meet_the_bar():
         assert len(row.get("members", [])) == (card["config"]["members"] if card["config"].get("members", 1) > 1 else 0)
     assert {r["dataset"] for r in card["length_study"]} == {"digits/train", "dna/train"}
     assert all(2 <= r["scored_epochs"] <= r["epochs"] for r in card["length_study"])
+    # users train for 10, 30 or 200 epochs (issue #5): the study spans that on both data sets
+    for ds in ("digits/train", "dna/train"):
+        lengths = {r["epochs"] for r in card["length_study"] if r["dataset"] == ds}
+        assert min(lengths) <= 10 and {20, 40} <= lengths and max(lengths) >= 200, (ds, lengths)
     # the card's config is the shipped file's, memorisation guard included
     assert card["config"] == mislabel.NoiseDetector.pretrained().config
     assert card["config"]["memorisation_guard"] is mislabel.pretrained.MEMORISATION_GUARD is True

@@ -30,15 +30,32 @@ PROFILES: dict[str, dict] = {
 }
 
 
+#: the profile the rendered book is built with
+BOOK_PROFILE = "cpu"
+
+#: size keys of a preset and the data split each one counts
+_SIZES = (("subset", "train"), ("test_subset", "test"))
+
+
 def get(profile: str | None = None, **overrides) -> dict:
     """Settings of ``profile`` with every non-None keyword in ``overrides`` replacing its entry.
 
     ``profile=None`` reads the environment variable ``MISLABEL_PROFILE``
     (default ``"cpu"``), which is how ``make smoke-book`` shrinks every chapter.
 
+    A preset's ``subset`` and ``test_subset`` are sized for its own data set.
+    When ``dataset`` names another one and the sizes are not given, they are
+    taken as upper bounds: a split smaller than the preset's size (scikit-learn
+    digits has 1,438 training and 359 test rows) is used whole. This looks the
+    data set up, so a missing one fails here, with the loader's message. Sizes
+    given explicitly are used as they are (the loader refuses one larger than
+    the split).
+
     Examples
     --------
     >>> cfg = get("cpu", epochs=30, subset=None)   # subset=None keeps the preset's value
+    >>> get("cpu", dataset="digits")["subset"]     # the preset's 8,000, capped at the split
+    1438
     """
     if profile is None:
         profile = os.environ.get("MISLABEL_PROFILE", "cpu")
@@ -47,4 +64,32 @@ def get(profile: str | None = None, **overrides) -> dict:
     cfg = dict(PROFILES[profile])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg["profile"] = profile
+    if cfg["dataset"] != PROFILES[profile]["dataset"]:
+        from . import data   # loads torch; only needed for a data set the preset was not sized for
+
+        for key, split in _SIZES:
+            if overrides.get(key) is None and cfg[key] is not None:
+                cfg[key] = min(int(cfg[key]), len(data.load(cfg["dataset"], split)))
     return cfg
+
+
+def book_differences(cfg: dict, **params) -> dict:
+    """The settings of a run that differ from those of the rendered book.
+
+    Parameters
+    ----------
+    cfg : dict
+        Settings from :func:`get`.
+    **params
+        A chapter's own parameters as ``name=(value, book_value)``, e.g.
+        ``noise_rate=(0.6, 0.4)``.
+
+    Returns
+    -------
+    dict of str -> (value, book_value)
+        Empty when the run is the book's.
+    """
+    book = get(BOOK_PROFILE)
+    out = {k: (cfg.get(k), book.get(k)) for k in dict.fromkeys([*book, *cfg]) if cfg.get(k) != book.get(k)}
+    out.update({k: tuple(v) for k, v in params.items() if v[0] != v[1]})
+    return out

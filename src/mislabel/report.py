@@ -32,11 +32,13 @@ import pandas as pd
 from . import baselines as _baselines
 from . import metrics as _metrics
 from . import pipeline as _pipeline
+from . import profiles as _profiles
 from ._utils import atomic_path, repo_root
 from .dynamics import Dynamics
 
 __all__ = [
-    "METHODS", "METRIC_LABELS", "as_list", "repo_root", "chapter_out_dir", "capture_for", "detector_for",
+    "METHODS", "METRIC_LABELS", "as_list", "repo_root", "chapter_out_dir", "settings_note", "capture_for",
+    "detector_for",
     "epoch_summary", "late_epoch_contrast", "long_probs", "pick_trajectories", "score_methods",
     "evaluate_methods", "run_grid", "metrics_long", "method_comparison", "comparison_sentence", "tally",
     "to_jsonable", "write_metrics",
@@ -115,6 +117,33 @@ def chapter_out_dir(chapter: str, out_dir: str | os.PathLike | None = None) -> P
         path = repo_root() / "runs" / "book" / chapter
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
+
+
+def settings_note(cfg: Mapping, **params) -> str:
+    """A Markdown note for a chapter run with other settings than the rendered book's, else ``""``.
+
+    The chapters' prose describes the book's own run (profile ``cpu``, the
+    chapter's default parameters); a reader's re-run keeps that prose, so the
+    note says which settings differ and that the figures and numbers are the
+    run's own.
+
+    Parameters
+    ----------
+    cfg : mapping
+        Settings from :func:`mislabel.profiles.get`.
+    **params
+        The chapter's own parameters as ``name=(value, book_value)``.
+
+    Returns
+    -------
+    str
+    """
+    diff = _profiles.book_differences(dict(cfg), **params)
+    if not diff:
+        return ""
+    items = "; ".join(f"`{k}` {v!r} (book: {b!r})" for k, (v, b) in diff.items())
+    return (f"*This run's settings differ from the rendered book's: {items}. The figures, tables and numbers are "
+            "this run's; sentences that name the book's data set, model or sizes describe the book's run.*")
 
 
 # --------------------------------------------------------------------------- shared pipeline calls

@@ -68,7 +68,7 @@ pd.DataFrame({{"value": [cfg.get(k) for k in shown]}}, index=shown).astype(str)
 def settings_note(params: str) -> str:
     return f'''
 # Say so when this run's settings are not the rendered book's (the prose describes the book's run).
-note = report.settings_note(cfg, {params})
+note = report.settings_note(cfg, shown + ["test_subset"], {params})
 if note:
     display(Markdown(note))
 '''
@@ -119,6 +119,7 @@ out_dir = None      # folder for metrics.json; None: <repo>/runs/book/01_trainin
 ''', "parameters"),
         code(SETUP_COMMON + '''
 cfg = profiles.get(profile, epochs=epochs, subset=subset, dataset=dataset, model=model, lr=lr)
+noise_rate = report.check_noise_rate(noise_rate)
 out = report.chapter_out_dir("01_training_dynamics", out_dir)
 ''' + settings_table(), "hide-input"),
         code(settings_note("noise_rate=(noise_rate, 0.4), seed=(seed, 0)"), "remove-input"),
@@ -296,8 +297,9 @@ print(f"wrote {metrics_path.name}")
 assert dyn.probs.shape == (len(cap.clean_labels), cfg["epochs"])
 assert abs(dyn.is_flipped.mean() - noise_rate) < 0.01
 assert ((dyn.probs >= 0) & (dyn.probs <= 1)).all()
-assert late["last_clean_mean"] > late["last_mislabeled_mean"], "clean samples should end with a higher p(given label)"
-assert late["clean_mean"] > late["mislabeled_mean"]
+if ceiling > floor:   # above a rate of (C - 1) / C a flipped label is as common as the right one
+    assert late["last_clean_mean"] > late["last_mislabeled_mean"], "clean samples should end with a higher p(given label)"
+    assert late["clean_mean"] > late["mislabeled_mean"]
 assert metrics_path.is_file()
 ''', "remove-input"),
     ]
@@ -354,6 +356,7 @@ out_dir = None          # folder for metrics.json; None: <repo>/runs/book/02_sup
         code(SETUP_COMMON + '''
 cfg = profiles.get(profile, epochs=epochs, subset=subset, detector_epochs=detector_epochs, dataset=dataset,
                    model=model, lr=lr)
+noise_rate = report.check_noise_rate(noise_rate)
 out = report.chapter_out_dir("02_supervised_detector", out_dir)
 ''' + settings_table(), "hide-input"),
         code(settings_note("noise_rate=(noise_rate, 0.4), seed=(seed, 0)"), "remove-input"),
@@ -581,6 +584,7 @@ out_dir = None      # folder for metrics.json; None: <repo>/runs/book/03_identif
         code(SETUP_COMMON + '''
 cfg = profiles.get(profile, epochs=epochs, subset=subset, rates=report.as_list(rates),
                    noise_kinds=report.as_list(noise_kinds, str), dataset=dataset, model=model, lr=lr)
+cfg["rates"] = [report.check_noise_rate(r, "each of rates") for r in cfg["rates"]]
 out = report.chapter_out_dir("03_identify_mislabeled", out_dir)
 ''' + settings_table("rates", "noise_kinds"), "hide-input"),
         code(settings_note("seed=(seed, 0)"), "remove-input"),
@@ -679,7 +683,7 @@ glue("ch3_sym_p95_range", Markdown("detector minus AUM " + per_rate("symmetric",
      display=False)
 glue("ch3_asym_low_map", Markdown("detector minus AUM " + per_rate("asymmetric", "map", 0.5)), display=False)
 glue("ch3_asym_low_p95", Markdown(per_rate("asymmetric", "precision_at_95", 0.5)), display=False)
-default_run = not profiles.book_differences(cfg)
+default_run = not profiles.book_differences(cfg, shown + ["test_subset"], seed=(seed, 0))
 glue("ch3_profile_note", Markdown(
     "The numbers above come from the default `cpu` profile, the run this paragraph describes." if default_run else
     f"*This page was built with other settings (profile `{cfg['profile']}`), so the numbers above are not the "
@@ -868,6 +872,7 @@ from mislabel import transfer
 
 cfg = profiles.get(profile, epochs=epochs, subset=subset, fine_tune_epochs=fine_tune_epochs, dataset=dataset,
                    model=model, lr=lr, transfer_dataset=transfer_dataset)
+targets = transfer.book_targets(cfg)   # checked here, before anything is trained
 out = report.chapter_out_dir("04_transfer", out_dir)
 ''' + settings_table("fine_tune_epochs", "transfer_dataset"), "hide-input"),
         code(settings_note("fine_tune_lr=(fine_tune_lr, 0.003), seed=(seed, 0)"), "remove-input"),
@@ -891,7 +896,7 @@ draw 0; every method is scored on draw 1.
 '''),
         code('''
 rows = []
-for name, overrides, kind, rate in transfer.book_targets(cfg):
+for name, overrides, kind, rate in targets:
     tcfg = dict(cfg, **overrides)
     fit_cap = report.capture_for(tcfg, noise=kind, rate=rate, noise_seed=0, seed=seed)
     eval_cap = report.capture_for(tcfg, noise=kind, rate=rate, noise_seed=1, seed=seed)
@@ -1037,6 +1042,10 @@ import mislabel
 
 cfg = profiles.get(profile, tutorial_subset=subset, tutorial_epochs=epochs, cv_folds=folds, dna_epochs=dna_epochs)
 dna_epochs = int(cfg["dna_epochs"])
+noise_rate = report.check_noise_rate(noise_rate)
+dna_noise_rate = report.check_noise_rate(dna_noise_rate, "dna_noise_rate")
+if dna_epochs < 2:
+    raise ValueError(f"dna_epochs must be at least 2 (training dynamics need more than one epoch), got {dna_epochs}")
 out = report.chapter_out_dir("05_your_training_loop", out_dir)
 mislabel.set_seed(seed)
 ''', "hide-input"),
@@ -1278,12 +1287,14 @@ print(f"wrote {metrics_path.name}")
 # Sanity checks (hidden in the book).
 rate = float(flipped.mean())
 assert abs(rate - noise_rate) < 0.01
-assert res.loc["shipped detector", "map"] > rate, "the shipped detector must beat a random ranking"
-assert res.loc["AUM", "map"] > rate
+if noise_rate <= 0.5:   # the shipped detector was trained on 10-50% noise; the prose describes 20%
+    assert res.loc["shipped detector", "map"] > rate, "the shipped detector must beat a random ranking"
+    assert res.loc["AUM", "map"] > rate
 assert dyn.probs.shape == (len(images), cfg["tutorial_epochs"])
-assert dna_res.loc["adapted detector", "map"] > dna_res.loc["shipped, whole run", "map"] + 0.05, \
-    "one extra run should lift the detector on DNA, where the classifier memorises every label"
-assert dna_res.loc["shipped detector", "map"] > dna_flipped.mean() + 0.1
+if dna_noise_rate <= 0.5:   # likewise for DNA (3 classes: at 2/3 a wrong label is as common as the right one)
+    assert dna_res.loc["adapted detector", "map"] > dna_res.loc["shipped, whole run", "map"] + 0.05, \
+        "one extra run should lift the detector on DNA, where the classifier memorises every label"
+    assert dna_res.loc["shipped detector", "map"] > dna_flipped.mean() + 0.1
 assert 2 <= dna_scored <= dna_epochs
 assert abs(float(dna_flipped.mean()) - dna_noise_rate) < 0.01
 assert metrics_path.is_file()

@@ -584,6 +584,31 @@ def test_book_differences_and_settings_note(monkeypatch):
     assert "`epochs` 30 (book: 16)" in note and "`noise_rate` 0.6 (book: 0.4)" in note and "`lr` 0.1" in note
     smoke = P.book_differences(P.get("smoke"))
     assert smoke["profile"] == ("smoke", "cpu") and smoke["subset"] == (1200, 8000) and "dataset" not in smoke
+    # a chapter names only the settings it uses
+    assert P.book_differences(P.get("smoke"), ["epochs", "lr"]) == {"epochs": (6, 16)}
+    assert report.settings_note(P.get("smoke"), ["lr", "model"]) == ""
+    assert "`cv_folds`" not in report.settings_note(P.get("smoke"), ["epochs"])
+
+
+def test_chapter_input_checks():
+    from mislabel import report, transfer
+
+    assert report.check_noise_rate(0.4) == 0.4 and report.check_noise_rate(np.float32(0.5)) == 0.5
+    for bad in (0, 0.0, 1, 1.2, -0.1, True, "0.3", None):
+        with pytest.raises(ValueError, match="noise_rate must be a share strictly between 0 and 1"):
+            report.check_noise_rate(bad)
+    with pytest.raises(ValueError, match="dna_noise_rate must be"):
+        report.check_noise_rate(0.0, "dna_noise_rate")
+    # clean vs mislabeled needs both groups (was a KeyError: 'mislabeled')
+    probs = np.full((4, 3), 0.5, np.float32)
+    for flipped in (np.zeros(4, bool), np.ones(4, bool)):
+        with pytest.raises(ValueError, match=f"{int(flipped.sum())} of 4 samples are flipped"):
+            report.late_epoch_contrast(Dynamics(probs=probs, labels=np.zeros(4, np.int64), is_flipped=flipped))
+    # a data set transferred onto itself is refused, with a suggestion
+    cfg = mislabel.profiles.get("smoke", dataset="digits", model="mlp")
+    with pytest.raises(ValueError, match="transfer_dataset is the source data set itself .*transfer_dataset='letter'"):
+        transfer.book_targets(cfg)
+    assert transfer.book_targets(dict(cfg, transfer_dataset="letter"))[0][0] == "digits → letter"
 
 
 def test_cache_keys_change_with_every_input(tmp_path):

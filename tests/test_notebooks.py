@@ -282,6 +282,24 @@ def test_chapter_reruns_on_another_data_set_and_model(tmp_path, smoke_cache):
 
 
 @pytest.mark.smoke
+@pytest.mark.parametrize("chapter, params, message", [
+    ("01_training_dynamics", {"noise_rate": 0.0}, "noise_rate must be a share strictly between 0 and 1"),
+    ("03_identify_mislabeled", {"rates": "[0.0, 0.3]"}, "each of rates must be a share strictly between 0 and 1"),
+    ("04_transfer", {"dataset": "digits", "model": "mlp"}, "transfer_dataset is the source data set itself"),
+    ("05_your_training_loop", {"dna_epochs": 1}, "dna_epochs must be at least 2"),
+], ids=["noise_rate_0", "rate_0", "transfer_onto_itself", "dna_epochs_1"])
+def test_chapter_refuses_a_bad_parameter_up_front(chapter, params, message, tmp_path, smoke_cache):
+    # one clear message from the settings cell, before anything is trained
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match=message) as err:
+        papermill.execute_notebook(str(NOTEBOOK_DIR / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"profile": "smoke", "out_dir": str(tmp_path / "out"), **params},
+                                   kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    assert err.value.exec_count <= 3, "the error comes from the settings cell"
+
+
+@pytest.mark.smoke
 def test_transfer_chapter_with_other_source_and_target(tmp_path, smoke_cache):
     metrics, shown = _execute(NOTEBOOK_DIR / "04_transfer.ipynb", tmp_path, dataset="digits", model="mlp",
                               transfer_dataset="satellite")

@@ -73,13 +73,15 @@ def get(profile: str | None = None, **overrides) -> dict:
     return cfg
 
 
-def book_differences(cfg: dict, **params) -> dict:
+def book_differences(cfg: dict, keys=None, **params) -> dict:
     """The settings of a run that differ from those of the rendered book.
 
     Parameters
     ----------
     cfg : dict
         Settings from :func:`get`.
+    keys : sequence of str, optional
+        Compare only these settings (those a chapter uses); default all of them.
     **params
         A chapter's own parameters as ``name=(value, book_value)``, e.g.
         ``noise_rate=(0.6, 0.4)``.
@@ -90,6 +92,7 @@ def book_differences(cfg: dict, **params) -> dict:
         Empty when the run is the book's.
     """
     book = get(BOOK_PROFILE)
-    out = {k: (cfg.get(k), book.get(k)) for k in dict.fromkeys([*book, *cfg]) if cfg.get(k) != book.get(k)}
+    names = dict.fromkeys([*book, *cfg] if keys is None else keys)
+    out = {k: (cfg.get(k), book.get(k)) for k in names if cfg.get(k) != book.get(k)}
     out.update({k: tuple(v) for k, v in params.items() if v[0] != v[1]})
     return out

@@ -37,7 +37,8 @@ from ._utils import atomic_path, repo_root
 from .dynamics import Dynamics
 
 __all__ = [
-    "METHODS", "METRIC_LABELS", "as_list", "repo_root", "chapter_out_dir", "settings_note", "capture_for",
+    "METHODS", "METRIC_LABELS", "as_list", "repo_root", "chapter_out_dir", "settings_note", "check_noise_rate",
+    "capture_for",
     "detector_for",
     "epoch_summary", "late_epoch_contrast", "long_probs", "pick_trajectories", "score_methods",
     "evaluate_methods", "run_grid", "metrics_long", "method_comparison", "comparison_sentence", "tally",
@@ -119,7 +120,7 @@ def chapter_out_dir(chapter: str, out_dir: str | os.PathLike | None = None) -> P
     return path.resolve()
 
 
-def settings_note(cfg: Mapping, **params) -> str:
+def settings_note(cfg: Mapping, keys: Sequence[str] | None = None, **params) -> str:
     """A Markdown note for a chapter run with other settings than the rendered book's, else ``""``.
 
     The chapters' prose describes the book's own run (profile ``cpu``, the
@@ -131,6 +132,8 @@ def settings_note(cfg: Mapping, **params) -> str:
     ----------
     cfg : mapping
         Settings from :func:`mislabel.profiles.get`.
+    keys : sequence of str, optional
+        The settings the chapter uses; default all of them.
     **params
         The chapter's own parameters as ``name=(value, book_value)``.
 
@@ -138,12 +141,35 @@ def settings_note(cfg: Mapping, **params) -> str:
     -------
     str
     """
-    diff = _profiles.book_differences(dict(cfg), **params)
+    diff = _profiles.book_differences(dict(cfg), keys, **params)
     if not diff:
         return ""
     items = "; ".join(f"`{k}` {v!r} (book: {b!r})" for k, (v, b) in diff.items())
     return (f"*This run's settings differ from the rendered book's: {items}. The figures, tables and numbers are "
             "this run's; sentences that name the book's data set, model or sizes describe the book's run.*")
+
+
+def check_noise_rate(value, name: str = "noise_rate") -> float:
+    """A chapter's noise-rate parameter as a float in (0, 1), or one clear error.
+
+    The library accepts a rate of 0 (a clean run), but the chapters compare
+    flipped with clean samples and need both.
+
+    Parameters
+    ----------
+    value : float
+    name : str
+        The parameter's name, for the message.
+
+    Returns
+    -------
+    float
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be a share strictly between 0 and 1 (the chapter compares flipped with clean "
+                         f"samples, so it needs both), got {value!r}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------- shared pipeline calls
@@ -259,6 +285,10 @@ def late_epoch_contrast(dynamics: Dynamics, fraction: float = 0.5) -> dict:
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    flipped = int((_groups(dynamics) == "mislabeled").sum())
+    if flipped in (0, len(dynamics)):
+        raise ValueError(f"comparing clean with mislabeled curves needs both, but {flipped} of {len(dynamics)} "
+                         "samples are flipped; record a run with a noise rate strictly between 0 and 1")
     summary = epoch_summary(dynamics)
     T = dynamics.num_epochs
     first = T - max(1, int(round(fraction * T))) + 1

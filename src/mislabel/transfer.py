@@ -83,11 +83,20 @@ def book_targets(cfg: dict) -> list[tuple[str, dict, str, float]]:
         Each target is captured twice (noise draws 0 and 1) with the profile's
         settings updated by the overrides. The source is the profile's data set and
         model with 40% symmetric noise (chapter 2's detector).
+
+    Raises
+    ------
+    ValueError
+        ``cfg["transfer_dataset"]`` is the source data set itself.
     """
+    target = cfg.get("transfer_dataset", "digits")
+    if target == cfg["dataset"]:
+        suggestion = "letter" if target != "letter" else "digits"
+        raise ValueError(f"transfer_dataset is the source data set itself ({target!r}): that is no transfer; pick "
+                         f"another one, e.g. transfer_dataset={suggestion!r}")
     other = "mlp" if cfg["model"] != "mlp" else "cnn"
     return [
-        (f"{cfg['dataset']} → {cfg.get('transfer_dataset', 'digits')}",
-         {"dataset": cfg.get("transfer_dataset", "digits"), "subset": None, "test_subset": None}, "symmetric", 0.3),
+        (f"{cfg['dataset']} → {target}", {"dataset": target, "subset": None, "test_subset": None}, "symmetric", 0.3),
         ("symmetric → asymmetric", {}, "asymmetric", 0.4),
         (f"{cfg['model']} → {other}", {"model": other}, "symmetric", 0.4),
     ]

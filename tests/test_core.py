@@ -609,6 +609,11 @@ def test_chapter_input_checks():
     with pytest.raises(ValueError, match="transfer_dataset is the source data set itself .*transfer_dataset='letter'"):
         transfer.book_targets(cfg)
     assert transfer.book_targets(dict(cfg, transfer_dataset="letter"))[0][0] == "digits → letter"
+    # the other data set: whole up to the preset's sizes (the book's digits target stays the whole split)
+    book = transfer.book_targets(mislabel.profiles.get("cpu"))[0]
+    assert book[:2] == ("fashion-mnist → digits", {"dataset": "digits", "subset": None, "test_subset": None})
+    to_fmnist = transfer.book_targets(dict(cfg, transfer_dataset="fashion-mnist"))[0][1]
+    assert to_fmnist == {"dataset": "fashion-mnist", "subset": 1200, "test_subset": 500}
 
 
 def test_cache_keys_change_with_every_input(tmp_path):

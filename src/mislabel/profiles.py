@@ -34,7 +34,7 @@ PROFILES: dict[str, dict] = {
 BOOK_PROFILE = "cpu"
 
 #: size keys of a preset and the data split each one counts
-_SIZES = (("subset", "train"), ("test_subset", "test"))
+SIZES = (("subset", "train"), ("test_subset", "test"))
 
 
 def get(profile: str | None = None, **overrides) -> dict:
@@ -67,7 +67,7 @@ def get(profile: str | None = None, **overrides) -> dict:
     if cfg["dataset"] != PROFILES[profile]["dataset"]:
         from . import data   # loads torch; only needed for a data set the preset was not sized for
 
-        for key, split in _SIZES:
+        for key, split in SIZES:
             if overrides.get(key) is None and cfg[key] is not None:
                 cfg[key] = min(int(cfg[key]), len(data.load(cfg["dataset"], split)))
     return cfg

@@ -38,10 +38,8 @@ from .dynamics import Dynamics
 
 __all__ = [
     "METHODS", "METRIC_LABELS", "as_list", "repo_root", "chapter_out_dir", "settings_note", "check_noise_rate",
-    "capture_for",
-    "detector_for",
-    "epoch_summary", "late_epoch_contrast", "long_probs", "pick_trajectories", "score_methods",
-    "evaluate_methods", "run_grid", "metrics_long", "method_comparison", "comparison_sentence", "tally",
+    "capture_for", "detector_for", "epoch_summary", "late_epoch_contrast", "long_probs", "pick_trajectories",
+    "score_methods", "evaluate_methods", "run_grid", "metrics_long", "method_comparison", "comparison_sentence", "tally",
     "to_jsonable", "write_metrics",
 ]
 

@@ -19,7 +19,9 @@ import copy
 import numpy as np
 
 from . import baselines as _baselines
+from . import data as _data
 from . import metrics as _metrics
+from . import profiles as _profiles
 from .detector import NoiseDetector
 from .dynamics import Dynamics
 
@@ -82,7 +84,11 @@ def book_targets(cfg: dict) -> list[tuple[str, dict, str, float]]:
     list of (name, profile overrides, noise kind, noise rate)
         Each target is captured twice (noise draws 0 and 1) with the profile's
         settings updated by the overrides. The source is the profile's data set and
-        model with 40% symmetric noise (chapter 2's detector).
+        model with 40% symmetric noise (chapter 2's detector). The other data set
+        (``transfer_dataset``) is used whole, up to the profile's preset sizes
+        (the rule of :func:`mislabel.profiles.get` for a data set the preset was
+        not sized for): scikit-learn digits whole, 8,000 images of CIFAR-10 with
+        the ``cpu`` profile.
 
     Raises
     ------
@@ -94,9 +100,14 @@ def book_targets(cfg: dict) -> list[tuple[str, dict, str, float]]:
         suggestion = "letter" if target != "letter" else "digits"
         raise ValueError(f"transfer_dataset is the source data set itself ({target!r}): that is no transfer; pick "
                          f"another one, e.g. transfer_dataset={suggestion!r}")
+    preset = _profiles.PROFILES.get(cfg.get("profile"), {})
+    sizes = {}
+    for key, split in _profiles.SIZES:
+        cap = preset.get(key)
+        sizes[key] = None if cap is None or cap >= len(_data.load(target, split)) else int(cap)   # None: whole split
     other = "mlp" if cfg["model"] != "mlp" else "cnn"
     return [
-        (f"{cfg['dataset']} → {target}", {"dataset": target, "subset": None, "test_subset": None}, "symmetric", 0.3),
+        (f"{cfg['dataset']} → {target}", {"dataset": target, **sizes}, "symmetric", 0.3),
         ("symmetric → asymmetric", {}, "asymmetric", 0.4),
         (f"{cfg['model']} → {other}", {"model": other}, "symmetric", 0.4),
     ]

@@ -65,12 +65,24 @@ def get(profile: str | None = None, **overrides) -> dict:
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg["profile"] = profile
     if cfg["dataset"] != PROFILES[profile]["dataset"]:
-        from . import data   # loads torch; only needed for a data set the preset was not sized for
-
-        for key, split in SIZES:
+        lengths = split_lengths(cfg["dataset"])
+        for key, _ in SIZES:
             if overrides.get(key) is None and cfg[key] is not None:
-                cfg[key] = min(int(cfg[key]), len(data.load(cfg["dataset"], split)))
+                cfg[key] = min(int(cfg[key]), lengths[key])
     return cfg
+
+
+def split_lengths(dataset: str) -> dict:
+    """Rows of ``dataset``'s splits under the size keys of a preset.
+
+    Returns
+    -------
+    dict
+        ``{"subset": rows of the training split, "test_subset": rows of the test split}``.
+    """
+    from . import data   # loads torch; only needed for a data set a preset was not sized for
+
+    return {key: len(data.load(dataset, split)) for key, split in SIZES}
 
 
 def book_differences(cfg: dict, keys=None, **params) -> dict:

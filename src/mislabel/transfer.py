@@ -19,7 +19,6 @@ import copy
 import numpy as np
 
 from . import baselines as _baselines
-from . import data as _data
 from . import metrics as _metrics
 from . import profiles as _profiles
 from .detector import NoiseDetector
@@ -101,10 +100,9 @@ def book_targets(cfg: dict) -> list[tuple[str, dict, str, float]]:
         raise ValueError(f"transfer_dataset is the source data set itself ({target!r}): that is no transfer; pick "
                          f"another one, e.g. transfer_dataset={suggestion!r}")
     preset = _profiles.PROFILES.get(cfg.get("profile"), {})
-    sizes = {}
-    for key, split in _profiles.SIZES:
-        cap = preset.get(key)
-        sizes[key] = None if cap is None or cap >= len(_data.load(target, split)) else int(cap)   # None: whole split
+    lengths = _profiles.split_lengths(target)
+    sizes = {key: None if preset.get(key) is None or preset[key] >= n else int(preset[key])   # None: whole split
+             for key, n in lengths.items()}
     other = "mlp" if cfg["model"] != "mlp" else "cnn"
     return [
         (f"{cfg['dataset']} → {target}", {"dataset": target, **sizes}, "symmetric", 0.3),

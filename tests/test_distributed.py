@@ -1,4 +1,7 @@
-"""Distributed capture (mislabel.distributed) on CPU with gloo: 2 processes vs one."""
+"""Distributed capture (mislabel.distributed) on CPU with gloo: 2 processes vs one.
+
+Every run names ``device="cpu"`` (``--device cpu``), so that on a GPU machine too these tests
+check the CPU path; tests/test_gpu.py checks CUDA with nccl."""
 from __future__ import annotations
 
 import json
@@ -41,9 +44,9 @@ def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     try:
         ds, noisy, flipped = _data()
         train = fit_ddp("cnn", ds.images, noisy, EPOCHS, record="train", is_flipped=flipped, progress=False,
-                        batch_size=64, full_path=f"{out}/full.npy")
+                        batch_size=64, full_path=f"{out}/full.npy", device="cpu")
         ev = fit_ddp("cnn", ds.images, noisy, EPOCHS, record="eval", is_flipped=flipped, progress=False,
-                     batch_size=64, seed=1)
+                     batch_size=64, seed=1, device="cpu")
         if rank == 0:
             train.dynamics.save(f"{out}/train.npz")
             ev.dynamics.save(f"{out}/eval.npz")
@@ -69,14 +72,14 @@ def single():
     torch.set_num_threads(1)
     ds, noisy, flipped = _data()
     return mislabel.train.fit("cnn", ds.images, noisy, EPOCHS, record="train", is_flipped=flipped,
-                              progress=False, batch_size=64)
+                              progress=False, batch_size=64, device="cpu")
 
 
 def test_one_process_equals_fit(single):
     """World size 1 is bit-for-bit train.fit (same permutation, augmentation and updates)."""
     ds, noisy, flipped = _data()
     run = fit_ddp("cnn", ds.images, noisy, EPOCHS, record="train", is_flipped=flipped, progress=False,
-                  batch_size=64)
+                  batch_size=64, device="cpu")
     np.testing.assert_array_equal(run.dynamics.probs, single.dynamics.probs)
     np.testing.assert_array_equal(run.dynamics.margins, single.dynamics.margins)
     np.testing.assert_array_equal(run.dynamics.labels, single.dynamics.labels)
@@ -128,11 +131,11 @@ def test_cli_torchrun(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun if torchrun.exists() else shutil.which("torchrun")), "--nproc_per_node=2",
            "--master_port", str(_free_port()), "-m", "mislabel.distributed", "--dataset", "synthetic",
-           "--model", "mlp", "--epochs", "2", "--rate", "0.2", "--out", str(tmp_path / "d.npz")]
+           "--model", "mlp", "--epochs", "2", "--rate", "0.2", "--device", "cpu", "--out", str(tmp_path / "d.npz")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["world_size"] == 2 and summary["shape"] == [2000, 2]
+    assert summary["world_size"] == 2 and summary["shape"] == [2000, 2] and summary["device"] == "cpu"
     dyn = mislabel.Dynamics.load(tmp_path / "d.npz")
     assert dyn.probs.shape == (2000, 2) and dyn.is_flipped.sum() == 400

@@ -194,3 +194,24 @@ def test_one_seed_checker():
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         data.load("synthetic", seed=-1)
     assert len(data.make_synthetic(4, seed=np.int64(2))) == 4
+
+
+# --------------------------------------------------------------------------- CUDA graphs switch
+def test_cuda_graphs_switch_is_checked():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train.check_cuda_graphs(None, cuda, named_model=True) is True
+    assert train.check_cuda_graphs(None, cuda, named_model=False) is False   # your own module: eager
+    assert train.check_cuda_graphs(None, cpu, named_model=True) is False
+    assert train.check_cuda_graphs(False, cuda, named_model=True) is False
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        train.check_cuda_graphs(True, cpu, named_model=True)
+    with pytest.raises(ValueError, match="True, False or None"):
+        train.check_cuda_graphs("yes", cuda, named_model=True)
+
+
+def test_fit_refuses_cuda_graphs_on_cpu_before_training():
+    x, y = _tiny()
+    with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
+        train.fit("mlp", x, y, cuda_graphs=True, **FIT)
+    np.testing.assert_array_equal(train.fit("mlp", x, y, cuda_graphs=False, **FIT).dynamics.probs,
+                                  train.fit("mlp", x, y, **FIT).dynamics.probs)

@@ -71,18 +71,38 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_from_env(backend: str | None = None) -> torch.device:
+def init_from_env(backend: str | None = None, device=None) -> torch.device:
     """Initialise the default process group from torchrun's environment and return this rank's device.
 
     Uses ``nccl`` and ``cuda:$LOCAL_RANK`` when CUDA is available, else ``gloo``
     and the CPU. Without torchrun's variables (``RANK``/``WORLD_SIZE``) nothing is
     initialised and the device for a single process is returned.
+
+    Parameters
+    ----------
+    backend : str, optional
+        ``"nccl"`` or ``"gloo"``; default from the device, as above.
+    device : str, optional
+        ``"cpu"`` trains on the CPU with ``gloo`` even where CUDA is available
+        (CPU workers on a GPU machine); default: CUDA when available.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a known device, or on CUDA if this process's
+        ``LOCAL_RANK`` has no GPU of its own (more processes than GPUs).
     """
-    cuda = torch.cuda.is_available()
+    cpu = device is not None and resolve_device(device).type == "cpu"
+    cuda = torch.cuda.is_available() and not cpu
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return torch.device("cuda" if cuda else "cpu")
     local = int(os.environ.get("LOCAL_RANK", 0))
     if cuda:
+        n = torch.cuda.device_count()
+        if local >= n:
+            raise ValueError(f"LOCAL_RANK {local} has no GPU: this machine has {n} CUDA device(s) and each "
+                             f"process needs its own; launch at most --nproc_per_node={n}, or pass --device cpu "
+                             "to train on CPU workers with gloo")
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
@@ -244,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store-full", action="store_true", help="also record all class probabilities")
     p.add_argument("--full-path", default=None,
                    help="stream all class probabilities (float16, memory-mapped) to this .npy")
+    p.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                   help="cuda (one GPU per process, nccl) or cpu (gloo); default: cuda when available")
     p.add_argument("--out", required=True, help="where rank 0 writes the dynamics (.npz)")
     return p
 
@@ -252,7 +274,11 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from . import data as _data
     from . import noise as _noise
-    dev = init_from_env()
+    try:
+        dev = init_from_env(device=args.device)
+    except ValueError as e:
+        print(f"python -m mislabel.distributed: error: {e}", file=sys.stderr, flush=True)
+        return 2
     rank, W = world()
     try:
         ds = _data.load(args.dataset, split="train", root=args.root, subset=args.subset, seed=0)

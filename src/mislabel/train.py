@@ -168,6 +168,21 @@ def forward(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
     return logits.float()
 
 
+def batch(x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool,
+          generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``idx`` of the device-resident data, augmented, channels-last.
+
+    Returns
+    -------
+    x : Tensor of shape (B, C, H, W), float32, channels-last
+    y : Tensor of shape (B,), int64
+    """
+    xb = x_all.index_select(0, idx)   # 4x faster than x_all[idx] on CPU
+    if pad or flip:
+        xb = random_crop_flip(xb, pad, flip, generator)
+    return xb.contiguous(memory_format=torch.channels_last), y_all.index_select(0, idx)
+
+
 def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, y_all: torch.Tensor,
              idx: torch.Tensor, pad: int, flip: bool, generator: torch.Generator | None,
              use_amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -191,17 +206,108 @@ def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x_all: torch.Tensor, 
     labels : Tensor of shape (B,), int64
     loss : Tensor of shape (), detached (no host synchronisation)
     """
-    xb = x_all.index_select(0, idx)   # 4x faster than x_all[idx] on CPU
-    if pad or flip:
-        xb = random_crop_flip(xb, pad, flip, generator)
-    xb = xb.contiguous(memory_format=torch.channels_last)
-    yb = y_all.index_select(0, idx)
+    xb, yb = batch(x_all, y_all, idx, pad, flip, generator)
     logits = forward(model, xb, use_amp)
     loss = F.cross_entropy(logits, yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return logits.detach(), yb, loss.detach()
+
+
+class GraphedStep:
+    """:func:`sgd_step` with forward, loss and backward of full batches replayed as one CUDA graph.
+
+    Eager PyTorch launches each of the ~600 kernels of a ResNet-32 training step
+    from Python. On an H100 a step of 128 images took about 16 ms of wall time
+    against about 3 ms of GPU kernel time (measured), so the GPU mostly waits
+    for the host. A captured graph launches them all at once. Batch gathering, augmentation and
+    the optimiser step stay eager (a few dozen launches), so learning-rate
+    schedules and the random stream behave as in :func:`sgd_step`.
+
+    The first ``warmup`` full batches train eagerly, as in :func:`sgd_step`.
+    Then the next full batch's shapes are captured: a throw-away forward and
+    backward on a side stream (PyTorch's recipe before a capture; it takes no
+    optimiser step, and its BatchNorm statistics are restored), then the
+    capture. From there on each full batch is copied into the graph's static
+    input and the graph is replayed; gradients live in static buffers that the
+    replay overwrites. A smaller last batch runs eagerly, zeroing those buffers
+    in place instead of freeing them.
+
+    Parameters
+    ----------
+    model : nn.Module
+        On a CUDA device; its forward must be capturable (no host synchronisation,
+        no shape-dependent Python control flow).
+    opt : torch.optim.Optimizer
+    batch_size : int
+        The full batch size (the graph's static shape).
+    use_amp : bool
+        bfloat16 autocast.
+    warmup : int
+        Eager full batches before the capture.
+    """
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, batch_size: int, use_amp: bool,
+                 warmup: int = 3) -> None:
+        self.model, self.opt, self.batch_size, self.use_amp = model, opt, int(batch_size), use_amp
+        self.warmup = int(warmup)
+        self.graph = None
+        self._full = 0   # full batches seen
+
+    def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp, cache_enabled=False):
+            logits = self.model(xb)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        return logits.detach(), loss.detach()
+
+    def _capture(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        saved = [b.clone() for b in self.model.buffers()]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self.opt.zero_grad(set_to_none=True)
+            self._forward_backward(xb, yb)
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.no_grad():   # undo the throw-away pass: BatchNorm statistics (it took no optimiser step)
+            for b, old in zip(self.model.buffers(), saved):
+                b.copy_(old)
+        self.x, self.y = xb.clone(), yb.clone()
+        self.opt.zero_grad(set_to_none=True)   # the graph allocates the gradients in its own pool
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits, self.loss = self._forward_backward(self.x, self.y)
+
+    def __call__(self, x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool,
+                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimisation step on rows ``idx``; returns (logits, labels, loss) as :func:`sgd_step` does."""
+        full = len(idx) == self.batch_size
+        if self.graph is None and (not full or self._full < self.warmup):
+            self._full += full
+            return sgd_step(self.model, self.opt, x_all, y_all, idx, pad, flip, generator, self.use_amp)
+        xb, yb = batch(x_all, y_all, idx, pad, flip, generator)
+        if not full:   # a smaller last batch: eager, into the graph's gradient buffers
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.zero_()
+            logits, loss = self._forward_backward(xb, yb)
+            self.opt.step()
+            return logits, yb, loss
+        if self.graph is None:
+            try:
+                self._capture(xb, yb)
+            except RuntimeError as e:
+                raise RuntimeError(f"could not capture the training step as a CUDA graph ({e}); a model whose "
+                                   "forward synchronises with the host (.item(), data-dependent shapes) cannot "
+                                   "be captured: pass cuda_graphs=False") from e
+        else:
+            self.x.copy_(xb)
+            self.y.copy_(yb)
+        self.graph.replay()
+        self.opt.step()
+        return self.logits.clone(), yb, self.loss.clone()
 
 
 @torch.no_grad()
@@ -351,6 +457,26 @@ def check_finite(loss: float, epoch: int, lr, model: nn.Module | None = None) ->
                                  f"(lr={lr}) or check the inputs for NaN/inf")
 
 
+def check_cuda_graphs(cuda_graphs, device: torch.device, named_model: bool) -> bool:
+    """Whether :func:`fit` replays its steps as a CUDA graph (``cuda_graphs``: None, True or False).
+
+    None means on for a model given by name on CUDA, else off.
+
+    Raises
+    ------
+    ValueError
+        If ``cuda_graphs`` is not None or a bool, or is True on a device other than CUDA.
+    """
+    if cuda_graphs is not None and not isinstance(cuda_graphs, (bool, np.bool_)):
+        raise ValueError(f"cuda_graphs must be True, False or None (automatic), got {cuda_graphs!r}")
+    if cuda_graphs is None:
+        return device.type == "cuda" and named_model
+    if cuda_graphs and device.type != "cuda":
+        raise ValueError(f"cuda_graphs=True needs a CUDA device, but training runs on {device}; pass "
+                         "device='cuda' or leave cuda_graphs unset")
+    return bool(cuda_graphs)
+
+
 def build_model(model, images: torch.Tensor, num_classes: int, device: torch.device) -> tuple[nn.Module, str]:
     """The module (built by name if ``model`` is a str) on ``device`` in channels-last format, and its name."""
     name = model if isinstance(model, str) else type(model).__name__
@@ -404,7 +530,7 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         record: str | None = "train", seed: int = 0, device=None, amp: bool = False,
         num_classes: int | None = None, test_images=None, test_labels=None, is_flipped=None,
         store_full: bool = False, meta: dict | None = None, progress: bool = True,
-        recorder: DynamicsRecorder | None = None, full_path=None) -> TrainResult:
+        recorder: DynamicsRecorder | None = None, full_path=None, cuda_graphs: bool | None = None) -> TrainResult:
     """Train a classifier with SGD and record each sample's given-label probability per epoch.
 
     Parameters
@@ -453,6 +579,13 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         Show a tqdm progress bar over epochs.
     recorder : DynamicsRecorder, optional
         Use this recorder instead of a fresh one.
+    cuda_graphs : bool, optional
+        Replay forward, loss and backward of full batches as one CUDA graph
+        (:class:`GraphedStep`): on an H100 ResNet-32 trains several times faster
+        (see the book's performance page). Default (None): on for a model given by
+        name on a CUDA device; off for your own module (its forward must not
+        synchronise with the host) and on CPU. True on a CPU device is an error.
+        The numbers are the eager steps' (identical with cuDNN in deterministic mode).
 
     Returns
     -------
@@ -469,6 +602,7 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
     check_test(images, test_images, test_labels)
     batch_size, lr, seed = check_settings(batch_size, lr, seed)
     dev = resolve_device(device)
+    graphs = check_cuda_graphs(cuda_graphs, dev, isinstance(model, str))
     set_seed(seed)
     model, model_name = build_model(model, images, C, dev)
     use_amp = amp_enabled(amp, dev)
@@ -484,6 +618,7 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         rec = DynamicsRecorder(N, num_classes=C, store_full=store_full, device=dev, check=False,
                                capacity=epochs, full_path=full_path)
     hist = {k: [] for k in ("epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds")}
+    graphed = GraphedStep(model, opt, batch_size, use_amp) if graphs else None
 
     bar = tqdm(range(epochs), desc=f"train {model_name}", disable=not progress, leave=False)
     for epoch in bar:
@@ -494,7 +629,10 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         correct = torch.zeros((), device=dev, dtype=torch.int64)
         for i in range(0, N, batch_size):
             idx = perm[i:i + batch_size]
-            logits, yb, loss = sgd_step(model, opt, x_all, y_all, idx, pad, flip, gen, use_amp)
+            if graphed is not None:
+                logits, yb, loss = graphed(x_all, y_all, idx, pad, flip, gen)
+            else:
+                logits, yb, loss = sgd_step(model, opt, x_all, y_all, idx, pad, flip, gen, use_amp)
             with torch.no_grad():
                 loss_sum += loss * len(idx)
                 correct += (logits.argmax(1) == yb).sum()

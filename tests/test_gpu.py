@@ -162,20 +162,34 @@ def deterministic_cudnn():
 
 
 @pytest.mark.parametrize("model", ["cnn", "resnet20"])
-def test_cuda_graph_steps_equal_eager_steps(model, deterministic_cudnn):
+def test_cuda_graph_steps_equal_eager_steps(model, deterministic_cudnn, monkeypatch):
     """Replayed graphs train the same model as eager steps: 2000 samples in batches of 64 give 31 full
-    batches (3 eager, then captured) and an eager last batch of 16, each epoch."""
+    batches (3 eager, then captured and replayed) and an eager last batch of 16, each epoch."""
+    replays = []
+    replay = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(1), replay(self))[1])
     ds, noisy, flipped = _data()
     runs = {g: mislabel.train.fit(model, ds.images, noisy, 2, record="train", device="cuda", progress=False,
                                   batch_size=64, cuda_graphs=g) for g in (False, True)}
+    assert len(replays) == 2 * 31 - 3
     eager, graphed = runs[False], runs[True]
-    diff = np.abs(graphed.dynamics.probs - eager.dynamics.probs).max()
-    print(f"{model}: max |graphed - eager| probability {diff:.2e}")
-    assert diff < 1e-3
-    np.testing.assert_allclose(graphed.history["train_loss"], eager.history["train_loss"], rtol=1e-4)
+    np.testing.assert_array_equal(graphed.dynamics.probs, eager.dynamics.probs)
+    np.testing.assert_array_equal(graphed.dynamics.margins, eager.dynamics.margins)
+    assert graphed.history["train_loss"] == eager.history["train_loss"]
     # the throw-away pass before the capture left no trace in the BatchNorm statistics
     for (k, a), b in zip(eager.model.state_dict().items(), graphed.model.state_dict().values()):
-        np.testing.assert_allclose(b.float().cpu().numpy(), a.float().cpu().numpy(), atol=1e-3, err_msg=k)
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_cuda_graphs_on_a_gpu_other_than_the_current_one(deterministic_cudnn):
+    """Streams and graphs are made on the model's device, not on the current one (cuda:0)."""
+    ds, noisy, _ = _data()
+    dev = f"cuda:{torch.cuda.device_count() - 1}"
+    runs = [mislabel.train.fit("cnn", ds.images, noisy, 2, device=dev, progress=False, batch_size=64, cuda_graphs=g)
+            for g in (False, True)]
+    assert torch.cuda.current_device() == 0
+    np.testing.assert_array_equal(runs[1].dynamics.probs, runs[0].dynamics.probs)
 
 
 class _SyncingNet(torch.nn.Module):

@@ -101,8 +101,8 @@ def init_from_env(backend: str | None = None, device=None) -> torch.device:
         n = torch.cuda.device_count()
         if local >= n:
             raise ValueError(f"LOCAL_RANK {local} has no GPU: this machine has {n} CUDA device(s) and each "
-                             f"process needs its own; launch at most --nproc_per_node={n}, or pass --device cpu "
-                             "to train on CPU workers with gloo")
+                             f"process needs its own; launch at most --nproc_per_node={n}, or train on CPU workers "
+                             "with gloo (--device cpu; init_from_env(device='cpu') from Python)")
         torch.cuda.set_device(local)
     if not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"))

@@ -234,6 +234,12 @@ class GraphedStep:
     replay overwrites. A smaller last batch runs eagerly, zeroing those buffers
     in place instead of freeing them.
 
+    Rules that follow from the capture: nothing else may set the parameters'
+    gradients to None once it has happened (``opt.zero_grad()`` or
+    ``model.zero_grad()`` would cut them off from the graph and training would
+    silently stop); replays always run the model as it was captured, in train
+    mode; and the capture uses the device the model's parameters are on.
+
     Parameters
     ----------
     model : nn.Module
@@ -254,6 +260,8 @@ class GraphedStep:
         self.warmup = int(warmup)
         self.graph = None
         self._full = 0   # full batches seen
+        p = next(model.parameters(), None)
+        self.device = p.device if p is not None else torch.device("cuda", torch.cuda.current_device())
 
     def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp, cache_enabled=False):
@@ -265,7 +273,7 @@ class GraphedStep:
 
     def _capture(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
         saved = [b.clone() for b in self.model.buffers()]
-        side = torch.cuda.Stream()
+        side = torch.cuda.Stream(device=self.device)
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             self.opt.zero_grad(set_to_none=True)
@@ -276,13 +284,18 @@ class GraphedStep:
                 b.copy_(old)
         self.x, self.y = xb.clone(), yb.clone()
         self.opt.zero_grad(set_to_none=True)   # the graph allocates the gradients in its own pool
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
             self.logits, self.loss = self._forward_backward(self.x, self.y)
+        self.graph = graph   # only a completed capture is replayed
 
     def __call__(self, x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor, pad: int, flip: bool,
                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimisation step on rows ``idx``; returns (logits, labels, loss) as :func:`sgd_step` does."""
+        with torch.cuda.device(self.device):   # streams and graphs belong to the current device
+            return self._step(x_all, y_all, idx, pad, flip, generator)
+
+    def _step(self, x_all, y_all, idx, pad, flip, generator):
         full = len(idx) == self.batch_size
         if self.graph is None and (not full or self._full < self.warmup):
             self._full += full
@@ -299,14 +312,18 @@ class GraphedStep:
             try:
                 self._capture(xb, yb)
             except RuntimeError as e:
-                raise RuntimeError(f"could not capture the training step as a CUDA graph ({e}); a model whose "
-                                   "forward synchronises with the host (.item(), data-dependent shapes) cannot "
-                                   "be captured: pass cuda_graphs=False") from e
+                cause = f" (after: {e.__context__})" if e.__context__ is not None else ""
+                raise RuntimeError(f"could not capture the training step as a CUDA graph: {e}{cause}. Some "
+                                   "models cannot be captured, e.g. one whose forward synchronises with the "
+                                   "host (.item(), data-dependent shapes); pass cuda_graphs=False to train "
+                                   "with eager steps") from e
         else:
             self.x.copy_(xb)
             self.y.copy_(yb)
         self.graph.replay()
         self.opt.step()
+        # copies: the next replay overwrites the graph's outputs in place (without bumping their version
+        # counters), and the recorder keeps an epoch's logits until next_epoch()
         return self.logits.clone(), yb, self.loss.clone()
 
 
@@ -597,6 +614,8 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         Bad inputs or settings (the message says which and how to fix it).
     TrainingDivergedError
         Training diverged (NaN or inf loss): lower ``lr``. A subclass of ValueError.
+    RuntimeError
+        With ``cuda_graphs=True``, if the model's training step cannot be captured as a CUDA graph.
     """
     images, y_np, N, C = check_inputs(images, labels, epochs, record, num_classes)
     check_test(images, test_images, test_labels)

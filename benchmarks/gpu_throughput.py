@@ -106,7 +106,8 @@ def main(argv=None) -> dict:
         "variants": settings, "images_per_s": ips, "images_per_s_steady": ips_steady,
         "train_acc": {k: [e["train_acc"] for e in v["extra"]] for k, v in res.items()},
         "capture_overhead": overhead, "cuda_graphs_speedup": speedup,
-        "best_with_capture": {"variant": best, "images_per_s_steady": ips_steady[best], "images_per_s": ips[best]},
+        "best_with_capture": {"variant": best, "setting": best.rsplit(" record=", 1)[0],
+                              "images_per_s_steady": ips_steady[best], "images_per_s": ips[best]},
         "target_images_per_s": TARGET_IMAGES_PER_S, "met": met, "gpu_measured": gpu,
         "median_wall_s": {k: v["median_wall"] for k, v in res.items()}})
     return ips

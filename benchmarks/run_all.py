@@ -62,12 +62,12 @@ def summary(folder: Path = RESULTS) -> list[tuple[str, str, str, str]]:
     d = _get(folder / "gpu_throughput.json")
     if d:
         best = d["best_with_capture"]
-        ratio = d["capture_overhead"][best["variant"].rsplit(" record=", 1)[0]]
+        ratio = d["capture_overhead"][best["setting"]]
         where = d["machine"].get("gpu", d["device"])
         rows.append((f"{d['model']} throughput with capture on {where}",
                      (f"{best['images_per_s_steady']:,.0f} images/s steady, " if best["images_per_s_steady"] else "")
-                     + f"{best['images_per_s']:,.0f} over {d['epochs']} epoch(s) "
-                     f"({best['variant'].rsplit(' record=', 1)[0]}; {ratio:.3f}x vs no capture)",
+                     + f"{best['images_per_s']:,.0f} images/s over {d['epochs']} epoch(s) "
+                     f"({best['setting']}; {ratio:.3f}x vs no capture)",
                      f">= {d['target_images_per_s']:,} images/s (GPU)",
                      _yes(d["met"]) if d["gpu_measured"] else "GPU not measured"))
     d = _get(folder / "book_build.json")

@@ -37,6 +37,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _torchrun() -> str | None:
+    """The torchrun beside this Python, else the one on PATH (also used by tests/test_gpu.py)."""
+    local = Path(sys.executable).parent / "torchrun"
+    return str(local) if local.exists() else shutil.which("torchrun")
+
+
 def _worker(rank: int, world_size: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -125,11 +131,9 @@ def test_cli_help():
     assert out.returncode == 0 and "torchrun" in out.stdout
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
-                    reason="torchrun not found")
+@pytest.mark.skipif(_torchrun() is None, reason="torchrun not found")
 def test_cli_torchrun(tmp_path):
-    torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun if torchrun.exists() else shutil.which("torchrun")), "--nproc_per_node=2",
+    cmd = [_torchrun(), "--nproc_per_node=2",
            "--master_port", str(_free_port()), "-m", "mislabel.distributed", "--dataset", "synthetic",
            "--model", "mlp", "--epochs", "2", "--rate", "0.2", "--device", "cpu", "--out", str(tmp_path / "d.npz")]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_distributed import _data, _free_port, _torchrun
 
 import mislabel
 from mislabel.train import predict
@@ -24,12 +21,6 @@ from mislabel.train import predict
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 EPOCHS = 4
-
-
-def _data():
-    ds = mislabel.data.load("synthetic")
-    noisy, flipped = mislabel.noise.symmetric(ds.labels, 0.3, 10, seed=0)
-    return ds, noisy, flipped
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["fp32", "bf16"])
@@ -114,17 +105,6 @@ def test_detector_trains_on_cuda_and_loads_on_cpu(cuda_run, tmp_path):
     path = det.save(tmp_path / "det.pt")
     s_cpu = mislabel.NoiseDetector.load(path, device="cpu").score(run.dynamics)
     np.testing.assert_allclose(s_cpu, s_gpu, atol=1e-3)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun() -> str | None:
-    local = Path(sys.executable).parent / "torchrun"
-    return str(local) if local.exists() else shutil.which("torchrun")
 
 
 @pytest.mark.skipif(_torchrun() is None, reason="torchrun not found")

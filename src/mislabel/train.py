@@ -150,7 +150,7 @@ def default_augment(images: torch.Tensor) -> tuple[int, bool]:
     return 0, False
 
 
-def forward(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
+def forward(model: nn.Module, x: torch.Tensor, use_amp: bool, cache: bool = True) -> torch.Tensor:
     """Logits of one batch, float32: ``model(x)`` under bfloat16 autocast when ``use_amp``.
 
     Parameters
@@ -158,12 +158,14 @@ def forward(model: nn.Module, x: torch.Tensor, use_amp: bool) -> torch.Tensor:
     model : nn.Module
     x : Tensor of shape (B, C, H, W), float32
     use_amp : bool
+    cache : bool
+        Autocast's cache of weights cast to bfloat16; off inside a CUDA graph capture.
 
     Returns
     -------
     Tensor of shape (B, num_classes), float32
     """
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp, cache_enabled=cache):
         logits = model(x)
     return logits.float()
 
@@ -264,9 +266,7 @@ class GraphedStep:
         self.device = p.device if p is not None else torch.device("cuda", torch.cuda.current_device())
 
     def _forward_backward(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp, cache_enabled=False):
-            logits = self.model(xb)
-        logits = logits.float()
+        logits = forward(self.model, xb, self.use_amp, cache=False)
         loss = F.cross_entropy(logits, yb)
         loss.backward()
         return logits.detach(), loss.detach()

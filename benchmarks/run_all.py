@@ -15,7 +15,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput", "book_build"]
+SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "recorder_memory", "detector_speed",
+           "gpu_throughput", "book_build"]
 
 
 def _get(path: Path) -> dict | None:
@@ -51,6 +52,12 @@ def summary(folder: Path = RESULTS) -> list[tuple[str, str, str, str]]:
         rows.append(("DynamicsRecorder.update vs aum", f"{d['ratio']:.0f}x per update; "
                      f"{d['ratio_with_epoch']:.0f}x with next_epoch", ">= 100x",
                      _yes(d["met"]) + " / " + _yes(d["met_with_epoch"])))
+    d = _get(folder / "recorder_memory.json")
+    if d:
+        rows.append((f"recorder peak memory, N={d['samples']:,}, C={d['classes']}, T={d['epochs']}",
+                     f"full probabilities in memory {d['full_in_memory_vs_streamed']:.1f}x the peak of streaming them "
+                     f"to disk; streaming adds {d['streamed_extra_bytes_per_sample']:.0f} B per sample",
+                     f"<= {d['target_streamed_extra_bytes_per_sample']} B per sample", _yes(d["met"])))
     d = _get(folder / "detector_speed.json")
     if d:
         s = d["scoring_per_min"]

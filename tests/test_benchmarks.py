@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "detector_speed", "gpu_throughput", "book_build"]
+SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "recorder_memory", "detector_speed",
+           "gpu_throughput", "book_build"]
 #: guards against a hung script, not speed targets: the quick book benchmark builds the smoke book three times
 #: (234-254 s alone on a 2-core AMD EPYC; over 300 s when the full book was built beside it)
 TIMEOUT = {"book_build": 900}
@@ -25,6 +26,9 @@ def test_benchmark_quick(name, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == name and doc["quick"] is True
     assert doc["machine"]["torch_threads"] == 1 and doc["date"] and doc["machine"]["cpu_capability"]
+    if name == "recorder_memory":  # streaming keeps the full probabilities out of memory
+        assert doc["streamed_extra_bytes_per_sample"] <= doc["target_streamed_extra_bytes_per_sample"]
+        assert doc["full_in_memory_vs_streamed"] > 1.5
     if name == "book_build":  # every chapter executed in the cold build, none in the warm one
         chapters = [p.stem for p in (ROOT / "notebooks").glob("*.ipynb")]
         assert sorted(doc["phases"]["cold"]["executed"]) == sorted(chapters)

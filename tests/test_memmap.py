@@ -76,6 +76,21 @@ def test_save_references_the_npy_and_load_maps_it(tmp_path):
     np.testing.assert_array_equal(alone.probs, dyn.probs)
 
 
+@pytest.mark.parametrize("skip", [(), ((1, 0), (2, 3), (3, 7))])
+@pytest.mark.parametrize("block", [1, 7 * T * C, 1 << 24])
+def test_in_memory_full_built_in_blocks_equals_whole_array(skip, block):
+    """result() builds the in-memory full array a block of samples at a time: the same values as
+    interpolating the whole float32 array at once (samples never mix), without its float32 copies."""
+    rec = _record(skip=skip)
+    stored = torch.stack(rec._fdone, 1).float().numpy()          # (N, T, C): one tensor per closed epoch
+    whole = mislabel.dynamics.interpolate_missing(stored).astype(np.float16)
+    assert np.isnan(stored).any() == bool(skip) and len(rec._fdone) == T
+    got = rec._full_array(T, block_elements=block)
+    assert got.dtype == np.float16 and got.shape == (N, T, C) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, whole)
+    np.testing.assert_array_equal(rec.result().full, whole)
+
+
 def test_in_memory_full_still_saved_inline(tmp_path):
     dyn = _record().result()
     dyn.save(tmp_path / "dyn.npz")

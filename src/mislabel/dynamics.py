@@ -710,7 +710,9 @@ class DynamicsRecorder:
         self._capacity = max(int(capacity), 1)
         self._epochs = 0            # closed epochs
         self._touched = False       # current epoch received data
-        self._buf = self._mbuf = self._rbuf = self._fbuf = None   # probs, margins, runner-up class, full
+        self._buf = self._mbuf = self._rbuf = None   # probs, margins, runner-up class: (capacity, N) each
+        self._fbuf = None           # full probabilities of the current epoch, (1, N, C) float16
+        self._fdone = []            # in memory (no full_path): the closed epochs' (N, C) float16 full probabilities
         self.full_path = None if full_path is None else Path(full_path)
         self._full_file = None      # _NpyAppender when streaming full probabilities to disk
         self._defer = defer
@@ -733,9 +735,9 @@ class DynamicsRecorder:
             self._mbuf = torch.full_like(self._buf, nan)
             self._rbuf = torch.full_like(self._buf, nan)   # class indices as float32 (exact below 2**24)
         if self.store_full:
-            slots = 1 if self.full_path is not None else self._capacity  # on disk: current epoch only
-            self._fbuf = torch.full((slots, self.num_samples, num_classes), nan,
-                                    dtype=torch.float16, device=device)
+            # the current epoch only: a closed epoch is appended to the file, or kept as its own tensor
+            # (never copied into a larger buffer as the run grows)
+            self._fbuf = torch.full((1, self.num_samples, num_classes), nan, dtype=torch.float16, device=device)
             if self.full_path is not None:
                 self._full_file = _NpyAppender(self.full_path, self.num_samples, num_classes)
         if self._defer is None:
@@ -750,8 +752,6 @@ class DynamicsRecorder:
             extra = torch.full_like(b, float("nan"))
             return torch.cat([b, extra], 0)
         self._buf, self._mbuf, self._rbuf = grow(self._buf), grow(self._mbuf), grow(self._rbuf)
-        if self._full_file is None:
-            self._fbuf = grow(self._fbuf)
         self._capacity *= 2
 
     # -- public API --------------------------------------------------------
@@ -823,7 +823,7 @@ class DynamicsRecorder:
                 self._mbuf[t].index_copy_(0, sample_ids, margin)
                 self._rbuf[t].index_copy_(0, sample_ids, runner)
             if full is not None:
-                self._fbuf[0 if self._full_file is not None else t].index_copy_(0, sample_ids, full)
+                self._fbuf[0].index_copy_(0, sample_ids, full)
             self._labels.index_copy_(0, sample_ids, labels)
         self._touched = True
 
@@ -889,10 +889,9 @@ class DynamicsRecorder:
         else:
             samples = (last >= 0).nonzero().squeeze(1)
             rows = last.index_select(0, samples)
-        slot = 0 if self._full_file is not None else t
         targets = (self._buf[t], self._mbuf[t] if self._mbuf is not None else None,
                    self._rbuf[t] if self._rbuf is not None else None,
-                   self._fbuf[slot] if self._fbuf is not None else None, self._labels)
+                   self._fbuf[0] if self._fbuf is not None else None, self._labels)
         for buf, v in zip(targets, values + [y]):
             if buf is None or v is None:
                 continue
@@ -991,10 +990,31 @@ class DynamicsRecorder:
         if self._full_file is not None:
             self._full_file.append(self._fbuf[0].cpu().numpy())
             self._fbuf[0].fill_(float("nan"))
+        elif self._fbuf is not None:
+            self._fdone.append(self._fbuf[0])
+            self._fbuf = torch.full_like(self._fbuf, float("nan"))
         self._epochs += 1
         self._touched = False
         self._empty_only = False
         self._last_rows, self._rows = self._rows, 0
+
+    def _full_array(self, T: int, block_elements: int = 1 << 24) -> np.ndarray:
+        """The in-memory full probabilities as an (N, T, C) float16 NumPy array, gaps interpolated.
+
+        Built a block of samples at a time (interpolation is per sample), so the only large
+        allocation besides the recorder's own epochs is the result itself: 2 bytes per value, where
+        converting the whole array to float32 first took 10.
+        """
+        epochs = self._fdone[:T]                              # T tensors (N, C) float16, on the recorder's device
+        N, C = epochs[0].shape
+        out = np.empty((N, T, C), dtype=np.float16)
+        step = max(1, block_elements // max(1, T * C))
+        for s in range(0, N, step):
+            block = torch.stack([e[s:s + step] for e in epochs], 1).cpu().numpy()    # (b, T, C) float16
+            if np.isnan(block).any():
+                block = interpolate_missing(block.astype(np.float32)).astype(np.float16)
+            out[s:s + step] = block
+        return out
 
     @property
     def num_epochs(self) -> int:
@@ -1073,7 +1093,7 @@ class DynamicsRecorder:
             self._full_file.finish()     # the temporary file becomes full_path (atomically)
             full = self._full_file.open("r").transpose(1, 0, 2)  # (N, T, C) view, nothing loaded
         elif self._fbuf is not None:
-            full = interpolate_missing(self._fbuf[:T].transpose(0, 1).float().cpu().numpy()).astype(np.float16)
+            full = self._full_array(T)
         if labels is None:
             labels = self._labels.cpu().numpy()
         meta = dict(meta or {})

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -168,6 +169,75 @@ def test_capture_passes_amp_on(tmp_path, monkeypatch):
                        "--device", "cpu", "--quiet", "--no-cache", *flag, "--out", str(tmp_path / f"r{len(flag)}")])
         assert rc == 0 and (tmp_path / f"r{len(flag)}" / "dynamics.npz").exists()
     assert seen == [False, True]
+
+
+@pytest.mark.parametrize("failing", ["dynamics.npz", "history.csv"])
+def test_capture_replaces_its_files_all_or_none(failing, tmp_path, capsys, monkeypatch):
+    """A write that fails midway leaves the previous run's files whole (never a folder mixing two runs)
+    and no temporary folder; a run that succeeds replaces all three and leaves the user's own files alone."""
+    import os
+    from mislabel import pipeline
+    from mislabel.dynamics import Dynamics
+    out = tmp_path / "r"
+    argv = ["capture", "--dataset", "synthetic", "--subset", "60", "--model", "mlp", "--device", "cpu", "--quiet",
+            "--no-cache", "--out", str(out)]
+    assert main(argv + ["--epochs", "1"]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"dynamics.npz", "meta.json", "history.csv", "notes.txt"}
+
+    def disk_full(*args):
+        Path(args[-1]).write_text("epoch,tra")   # half of the file is out when the disk fills up
+        raise OSError(28, "No space left on device")
+    real_capture = pipeline.capture
+
+    def capture_then_fill_disk(*args, **kwargs):   # the training itself goes well
+        cap = real_capture(*args, **kwargs)
+        if failing == "dynamics.npz":
+            monkeypatch.setattr(Dynamics, "save", disk_full)
+        else:
+            monkeypatch.setattr(pipeline, "write_history", disk_full)
+        return cap
+    monkeypatch.setattr(pipeline, "capture", capture_then_fill_disk)
+    capsys.readouterr()
+    assert main(argv + ["--epochs", "2"]) == 2
+    assert _err_line(capsys) == f"mislabel capture: error: cannot write {out / failing} (No space left on device)"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before   # the first run whole, no temporary folder
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+    assert main(argv[:-1] + [str(tmp_path / "new" / "r"), "--epochs", "2"]) == 2   # a first run: no folder at all
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+    monkeypatch.undo()
+    assert main(argv + ["--epochs", "2"]) == 0
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == set(before) and after["notes.txt"] == b"mine"
+    assert all(after[name] != before[name] for name in ("dynamics.npz", "meta.json", "history.csv"))
+    assert Dynamics.load(out / "dynamics.npz").num_epochs == 2 and json.loads(after["meta.json"])["epochs"] == 2
+    assert len((out / "history.csv").read_text().splitlines()) == 1 + 2
+
+
+@pytest.mark.parametrize("flipped, msg", [
+    (False, "marks no sample as flipped (is_flipped is all False)"),
+    (True, "marks every sample as flipped (is_flipped is all True)"),
+])
+def test_evaluate_refuses_dynamics_without_both_kinds_of_labels(flipped, msg, run_dir, tmp_path, capsys):
+    """Without flipped (or without clean) samples the metrics are NaN, which is no JSON: one clear error."""
+    import numpy as np
+    import mislabel
+    dyn = mislabel.Dynamics.load(run_dir / "x" / "dynamics.npz")
+    mislabel.Dynamics(dyn.probs, dyn.labels, np.full(dyn.num_samples, flipped), dyn.margins, None, dyn.meta,
+                      dyn.runner_up).save(tmp_path / "d.npz")
+    with open(tmp_path / "s.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["rank", "index", "given_label", "score"]]
+                                 + [[r + 1, *row] for r, row in enumerate(_scores_rows(dyn, "whole"))])
+    capsys.readouterr()
+    rc = main(["evaluate", "--scores", str(tmp_path / "s.csv"), "--dynamics", str(tmp_path / "d.npz")])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"mislabel evaluate: error: {tmp_path / 'd.npz'} {msg}: evaluate needs known flips" in err
+    assert "capture --rate" in err
 
 
 @pytest.mark.parametrize("argv", [

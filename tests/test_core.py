@@ -835,10 +835,12 @@ def test_prediction_changes_by_hand():
         prediction_changes(Dynamics(d.probs, d.labels))
 
 
-def _changing(counts, N=100):
+def _changing(counts, N=100, wrong0=0):
     """Dynamics of N samples (label 0, runner-up 1) whose predictions change for counts[t] samples into
-    epoch t + 2, so that prediction_changes gives back ``counts``."""
+    epoch t + 2, so that prediction_changes gives back ``counts``; the last ``wrong0`` samples start
+    predicted as the runner-up."""
     pred = np.zeros((N, len(counts) + 1), dtype=bool)
+    pred[:, 0] = np.arange(N) >= N - wrong0
     for t, c in enumerate(counts):
         pred[:, t + 1] = pred[:, t] ^ (np.arange(N) < c)
     margins = np.where(pred, -1.0, 1.0).astype(np.float32)
@@ -861,6 +863,21 @@ def test_memorisation_onset_by_hand():
         memorisation_onset(d, window=0)
     with pytest.raises(ValueError, match="min_rise"):
         memorisation_onset(d, min_rise=0)
+    with pytest.raises(ValueError, match="min_fit"):
+        memorisation_onset(d, min_fit=1.5)
+
+
+def test_memorisation_onset_skips_minima_before_the_model_fits_most_labels():
+    """A dip in the prediction changes while the model still gets most given labels wrong is the wobble of
+    early training, not the turn to memorisation: the onset is the first minimum with at least min_fit fit."""
+    from mislabel.detector import GUARD_MIN_FIT, memorisation_onset, prediction_changes
+    d = _changing([60, 30, 25, 70, 20, 15, 55], wrong0=35)
+    np.testing.assert_array_equal(prediction_changes(d), [60, 30, 25, 70, 20, 15, 55])
+    # share predicted as the given label, epochs 1-8: 0.65 0.05 0.35 0.10 0.60 0.40 0.55 0.20
+    np.testing.assert_allclose((d.margins >= 0).mean(0), [.65, .05, .35, .10, .60, .40, .55, .20])
+    assert memorisation_onset(d, window=1, min_fit=0) == 4     # the minimum 25 (into epoch 4), 10% fit
+    assert GUARD_MIN_FIT == 0.5 and memorisation_onset(d, window=1) == 7   # the minimum 15 (epoch 7), 55% fit
+    assert memorisation_onset(d, window=1, min_fit=0.56) is None
 
 
 def test_first_epochs():

@@ -519,6 +519,22 @@ def test_read_rda_bad_files(tmp_path):
         _rdata.read_rda(p)
 
 
+def test_read_rda_damaged_gzip_data(tmp_path):
+    """Damaged deflate data inside an intact gzip header raises zlib.error; it becomes the module's error."""
+    from mislabel import _rdata
+
+    p = tmp_path / "Satellite.rda"
+    _write_rda(p, "Satellite", [[1.0, 2.0]] * 36, 36, ["a"], [1, 1])
+    damaged = bytearray(p.read_bytes())
+    damaged[10] = 0xFF   # the first deflate block header, after gzip's 10-byte one: an invalid block type
+    p.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"Satellite.rda is not a readable .rda file \(.*invalid block type\); "
+                                         "fetch it again"):
+        _rdata.read_rda(p)
+    with pytest.raises(ValueError, match="not a readable .rda file"):
+        data.load("satellite", root=tmp_path)
+
+
 def _fake_letter(folder, n=20010):
     rng = np.random.default_rng(0)
     feats = rng.integers(0, 16, size=(16, n)).astype(float)

@@ -143,3 +143,103 @@ def test_one_seed_check_everywhere(seed):
         set_seed(seed)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         noise.symmetric(np.zeros(4, dtype=np.int64), 0.5, num_classes=3, seed=seed)
+
+
+@pytest.mark.parametrize("flips", [np.r_[np.zeros(30, int), np.full(10, 2)],        # IndexError before
+                                   np.r_[np.zeros(30), np.full(10, 0.9)],            # "both flipped and clean"
+                                   np.array(["no"] * 30 + ["yes"] * 10)])
+def test_is_flipped_must_be_0_or_1(flips):
+    d = _toy()
+    det = NoiseDetector(hidden_size=4, num_layers=1)
+    with pytest.raises(ValueError, match="is_flipped must be boolean, or integers or floats that are exactly 0 or 1"):
+        det.fit(d.probs, flips, epochs=1, progress=False)
+    trained = NoiseDetector(hidden_size=4, num_layers=1).fit(d, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="is_flipped must be boolean"):
+        trained.fine_tune(d.probs, flips, epochs=1, progress=False)
+    # exact 0/1 integers and floats train exactly as booleans do
+    f = d.is_flipped
+    ref = NoiseDetector(hidden_size=4, num_layers=1).fit(d.probs, f, epochs=1, progress=False).score(d.probs)
+    for same in (f.astype(int), f.astype(np.float32)):
+        got = NoiseDetector(hidden_size=4, num_layers=1).fit(d.probs, same, epochs=1, progress=False).score(d.probs)
+        assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("empty", [[], ()])
+def test_fit_on_no_dynamics_says_what_is_missing(empty):
+    with pytest.raises(ValueError, match="needs at least one Dynamics"):
+        NoiseDetector(hidden_size=4, num_layers=1).fit(empty, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_batch_size_must_be_a_positive_integer(batch_size):
+    d = _toy()
+    match = "batch_size must be a positive integer"
+    with pytest.raises(ValueError, match=match):
+        NoiseDetector(hidden_size=4, num_layers=1).fit(d, epochs=1, batch_size=batch_size, progress=False)
+    det = NoiseDetector(hidden_size=4, num_layers=1, members=2).fit(d, epochs=1, progress=False)
+    for call in (lambda: det.score(d, batch_size=batch_size),
+                 lambda: det.scored_epochs(d, batch_size=batch_size),
+                 lambda: det.member_scores(d, batch_size=batch_size),
+                 lambda: det.fine_tune(d, epochs=1, batch_size=batch_size, progress=False),
+                 lambda: det.adapt(d, lambda labels: d, num_classes=2, epochs=1, batch_size=batch_size,
+                                   progress=False)):
+        with pytest.raises(ValueError, match=match):
+            call()
+    np.testing.assert_allclose(det.score(d, batch_size=np.int64(7)), det.score(d), atol=1e-6)   # a NumPy int works
+
+
+@pytest.mark.parametrize("name, value", [("seq_len", 0), ("seq_len", -3), ("seq_len", 2.5), ("seq_len", True),
+                                         ("hidden_size", 0), ("hidden_size", 2.5), ("hidden_size", "64"),
+                                         ("num_layers", 0), ("num_layers", 1.5)])
+def test_constructor_numbers_must_be_positive_integers(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        NoiseDetector(**{name: value})
+    assert NoiseDetector(hidden_size=4, num_layers=1, seq_len=np.int64(8)).config["seq_len"] == 8
+
+
+def test_pair_confusion_checks_num_classes_and_class_indices():
+    from mislabel.detector import pair_confusion
+    labels, margins = np.array([0, 1, 5]), np.array([[1.0, -1.0], [-1.0, 1.0], [0.5, -0.5]])
+    runner = np.array([[1, 1], [0, 2], [4, 4]])
+    with pytest.raises(ValueError, match="num_classes=3 but labels or runner_up hold class 5"):
+        pair_confusion(labels, margins, runner, num_classes=3)
+    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+        pair_confusion(labels, margins, runner, num_classes=0)
+    with pytest.raises(ValueError, match="class indices >= 0"):
+        pair_confusion(labels - 1, margins, runner)
+    inferred = pair_confusion(labels, margins, runner)
+    for a, b in zip(inferred, pair_confusion(labels, margins, runner, num_classes=6)):
+        assert np.array_equal(a, b)
+
+
+def _toy_pairs(n=60, T=6, seed=0):
+    d = _toy(n=n, T=T, seed=seed, flip_share=0.3)
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    runner = ((labels[:, None] + 1 + rng.integers(0, 2, (n, T))) % 3).astype(np.int32)
+    return Dynamics(d.probs, labels, is_flipped=d.is_flipped, margins=d.margins, runner_up=runner)
+
+
+def test_docs_say_scores_depend_on_the_samples_scored_together():
+    import mislabel
+    d = _toy_pairs()
+    det = NoiseDetector(hidden_size=4, num_layers=1, features="prob+margin+rank+pairs").fit(d, epochs=1,
+                                                                                           progress=False)
+    part = np.arange(0, 60, 3)                  # one class
+    assert not np.allclose(det.score(d.subset(part)), det.score(d)[part])
+    for doc in (NoiseDetector.score.__doc__, mislabel.detect.__doc__):
+        assert "Notes\n" in doc, doc
+        notes = doc.split("Notes\n")[1]
+        assert "depend" in notes and "whole run" in notes, doc
+
+
+def test_member_scores_read_the_ensembles_view():
+    d = _toy_pairs()
+    det = NoiseDetector(hidden_size=4, num_layers=1, members=2, memorisation_guard=True).fit(d, epochs=1,
+                                                                                            progress=False)
+    view = d.first_epochs(det.scored_epochs(d))
+    rows = det.member_scores(d)
+    for i in range(2):
+        np.testing.assert_allclose(rows[i], det.member(i).score(view, memorisation_guard=False), atol=1e-6)
+    doc = " ".join(NoiseDetector.member_scores.__doc__.split())
+    assert "what ``member(i).score`` gives)" not in doc and ":meth:`scored_epochs`" in doc

@@ -163,6 +163,21 @@ def test_long_probs_and_trajectories():
     assert len(report.long_probs(dyn)) == 50 * 4
 
 
+def test_long_probs_selects_rows_as_dynamics_subset_does():
+    dyn = _toy_dynamics(n=50, t=4)
+    flipped = np.flatnonzero(dyn.is_flipped)
+    long = report.long_probs(dyn, dyn.is_flipped)   # a boolean mask selects its rows, not rows 0 and 1
+    assert sorted(set(long["sample"])) == flipped.tolist() and set(long.group) == {"mislabeled"}
+    pd.testing.assert_frame_equal(long, report.long_probs(dyn, flipped))
+    last = report.long_probs(dyn, np.array([-1]))   # negative indices count from the end, as in Dynamics.subset
+    assert last["sample"].tolist() == [49] * 4 and last["prob"].tolist() == dyn.probs[49].tolist()
+    for bad, match in [(dyn.is_flipped[:10], r"shape \(50,\)"), (np.zeros(50, bool), "selects no sample"),
+                       ([50], "out of range for 50 samples"), ([0.5, 1.0], "got dtype float64"),
+                       ([], "selects no sample")]:
+        with pytest.raises(ValueError, match=match):
+            report.long_probs(dyn, bad)
+
+
 def test_evaluate_compare_and_sentence():
     rng = np.random.default_rng(0)
     flipped = rng.random(300) < 0.3

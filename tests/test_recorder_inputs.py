@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import json
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -358,3 +359,111 @@ def test_meta_json_matches_previous_format(tmp_path):
     Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1], meta=meta).save(tmp_path / "d.npz")
     with np.load(tmp_path / "d.npz") as z:
         assert str(z["meta"]) == json.dumps(meta)
+
+
+# ------------------------------------------------------------ result(labels=...), bool ids, integer probs
+def test_result_refuses_labels_other_than_those_recorded():
+    rec = _run(None, seed=0)
+    other = np.zeros(N, dtype=np.int64)                               # differs at ids 1, 2, 4, 5
+    with pytest.raises(ValueError, match=r"differ from the labels passed to update\(\) for 4 of 6 samples "
+                                         r"\(e\.g\. ids \[1, 2, 4, 5\]\).*record again"):
+        rec.result(labels=other)
+    with pytest.raises(ValueError, match=r"labels has 5 entries but the recorder has num_samples=6"):
+        rec.result(labels=LABELS[:5])
+    with pytest.raises(ValueError, match=r"1-D of shape \(N,\)"):
+        rec.result(labels=LABELS[None, :])
+    same = rec.result(labels=LABELS.tolist())                         # the recorded labels: accepted
+    np.testing.assert_array_equal(same.labels, LABELS.numpy())
+    np.testing.assert_array_equal(same.probs, rec.result().probs)   # the failed calls changed nothing
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_update_refuses_boolean_sample_ids_and_labels(defer):
+    rec = DynamicsRecorder(N, defer=defer)
+    with pytest.raises(ValueError, match=r"sample_ids is a boolean tensor \(a mask\?\).*\[0, num_samples\)"):
+        rec.update(_logits(0), LABELS, torch.ones(N, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"sample_ids is a boolean tensor"):
+        rec.update(_logits(0), LABELS, np.ones(N, dtype=bool))
+    with pytest.raises(ValueError, match=r"labels is a boolean tensor.*labels\.long\(\)"):
+        rec.update(_logits(0, c=2), LABELS % 2 == 1, torch.arange(N))
+    rec.update(_logits(0), LABELS, torch.arange(N))                   # nothing was recorded by the refused calls
+    assert rec.result().probs.shape == (N, 1)
+
+
+def test_dynamics_refuses_integer_probs_and_margins():
+    with pytest.raises(ValueError, match=r"probs must be floating point.*got dtype int64.*astype\(np\.float32\)"):
+        Dynamics(np.array([[0, 1]], dtype=np.int64), [0])
+    with pytest.raises(ValueError, match=r"probs must be floating point.*got dtype bool"):
+        Dynamics(np.array([[False, True]]), [0])
+    with pytest.raises(ValueError, match=r"margins must be floating point.*got dtype int64"):
+        Dynamics(np.full((1, 2), 0.5), [0], margins=np.array([[1, -2]], dtype=np.int64))
+    d = Dynamics(np.array([[0.0, 1.0]], np.float16), [0], margins=torch.tensor([[1.0, -2.0]]))
+    assert d.probs.dtype == d.margins.dtype == np.float32
+    np.testing.assert_array_equal(d.margins, [[1.0, -2.0]])
+
+
+def test_never_recorded_samples_hint_at_drop_last():
+    from torch.utils.data import DataLoader, TensorDataset
+    rec = DynamicsRecorder(100)
+    for _ in range(2):
+        for yb, ib in DataLoader(TensorDataset(torch.arange(100) % 3, torch.arange(100)), batch_size=32,
+                                 drop_last=True):
+            rec.update(torch.randn(len(ib), 3, generator=torch.Generator().manual_seed(0)), yb, ib)
+        rec.next_epoch()
+    with pytest.raises(ValueError, match=r"4 samples were never recorded \(e\.g\. ids \[96, 97, 98, 99\]\).*"
+                                         r"drop_last=True and no shuffling.*drop_last=False"):
+        rec.result()
+
+
+# ------------------------------------------------------------ Dynamics.load / save on folders and odd zips
+def test_load_of_a_folder_says_so_and_suggests_its_dynamics_npz(tmp_path):
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    with pytest.raises(ValueError, match=r"cap is a folder, not a dynamics file; give the path of a \.npz") as info:
+        Dynamics.load(cap)
+    assert "create one" not in str(info.value)
+    Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1]).save(cap / "dynamics.npz")
+    with pytest.raises(ValueError, match=r"is a folder.*did you mean .*cap[/\\]dynamics\.npz\?"):
+        Dynamics.load(cap)
+    with pytest.raises(FileNotFoundError, match="capture"):                # a missing file: as before
+        Dynamics.load(tmp_path / "missing.npz")
+
+
+def _set_compression_method(src: Path, dst: Path, method: int) -> None:
+    """Copy the .npz ``src`` to ``dst`` with every member's zip compression method field set to ``method``."""
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        infos = z.infolist()
+    for info in infos:                                                # local file headers
+        struct.pack_into("<H", data, info.header_offset + 8, method)
+    pos = struct.unpack_from("<I", data, len(data) - 6)[0]            # end record: where the central directory starts
+    for _ in infos:                                                   # central directory entries
+        assert data[pos:pos + 4] == b"PK\x01\x02"
+        struct.pack_into("<H", data, pos + 10, method)
+        pos += 46 + sum(struct.unpack_from("<HHH", data, pos + 28))
+    dst.write_bytes(data)
+
+
+def test_load_of_an_unsupported_zip_compression_is_a_clear_error(tmp_path):
+    Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1]).save(tmp_path / "ok.npz")
+    _set_compression_method(tmp_path / "ok.npz", tmp_path / "shrunk.npz", method=1)   # "shrink": zipfile lacks it
+    with zipfile.ZipFile(tmp_path / "shrunk.npz") as z:
+        assert {i.compress_type for i in z.infolist()} == {1}
+    with pytest.raises(ValueError, match=r"shrunk\.npz is not a readable \.npz file.*compression method.*"
+                                         r"Dynamics\.save"):
+        Dynamics.load(tmp_path / "shrunk.npz")
+
+
+def test_save_onto_a_folder_or_below_a_file_is_refused_before_writing(tmp_path):
+    d = Dynamics(np.full((2, 2), 0.5, np.float32), [0, 1])
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"adir is a folder; give the path of a file.*adir[/\\]dynamics\.npz"):
+        d.save(folder)
+    (tmp_path / "a.npz").write_bytes(b"keep")
+    for below in (tmp_path / "a.npz" / "x.npz", tmp_path / "a.npz" / "sub" / "x.npz"):
+        with pytest.raises(ValueError, match=r"cannot write .*x\.npz: .*a\.npz is a file, not a folder"):
+            d.save(below)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.npz", "adir"]   # no temp file, nothing written
+    assert (tmp_path / "a.npz").read_bytes() == b"keep"
+    assert Dynamics.load(d.save(folder / "dynamics.npz")).num_samples == 2    # the suggested path works

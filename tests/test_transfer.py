@@ -28,3 +28,15 @@ def test_compare_returns_every_method_without_touching_the_source():
     assert all(r["map"] > 0.5 for r in rows if r["method"] != "shipped")
     with pytest.raises(ValueError, match="is_flipped"):
         transfer.compare(source, Dynamics(np.full((3, 2), 0.5), np.zeros(3, dtype=np.int64)), _toy(2))
+
+
+def test_compare_refuses_bare_arrays_with_the_argument_named():
+    source = NoiseDetector(hidden_size=4).fit(_toy(0, N=60, T=4), epochs=1, progress=False)
+    probs = _toy(1, N=60, T=4).probs   # a bare array, not a Dynamics
+    with pytest.raises(TypeError, match=r"target_train must be a Dynamics.*Dynamics\(probs, labels, is_flipped, "
+                                        r"margins\).*got ndarray"):
+        transfer.compare(source, probs, _toy(2, N=60, T=4))
+    with pytest.raises(TypeError, match="target_eval must be a Dynamics.*got ndarray"):
+        transfer.compare(source, _toy(1, N=60, T=4), probs)
+    with pytest.raises(TypeError, match="source must be a trained NoiseDetector.*got ndarray"):
+        transfer.compare(probs, _toy(1, N=60, T=4), _toy(2, N=60, T=4))

@@ -19,6 +19,7 @@ import bz2
 import gzip
 import lzma
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def read_rda(path) -> dict:
     path = Path(path)
     try:
         data = _decompress(path.read_bytes())
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:   # zlib.error: damaged gzip data
         raise ValueError(f"{path} is not a readable .rda file ({exc}); fetch it again") from exc
     if data[:5] not in (b"RDX2\n", b"RDX3\n") or data[5:7] != b"X\n":
         raise ValueError(f"{path} is not an R data file in XDR format (it should start with RDX2 or RDX3); "

@@ -117,6 +117,38 @@ def _cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def check_output_file(path: str | os.PathLike, example: str) -> Path:
+    """Refuse, before anything is written, a file path that cannot be written as a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where a file is about to be written (missing folders above it may be created later).
+    example : str
+        A file name to suggest inside ``path`` when it is a folder, e.g. ``"dynamics.npz"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is an existing folder, or one of the folders above it is an existing file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the path of a file to write, such as {path / example}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder; give a path whose "
+                                 f"folders are folders (e.g. {parent.parent / path.name})")
+            break
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.

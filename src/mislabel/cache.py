@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ._utils import find_repo_root
 
 
@@ -36,6 +38,34 @@ def key_of(params: dict) -> str:
     from . import __version__
     blob = json.dumps({"params": params, "library_version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def digest(*arrays) -> str:
+    """Hex digest of the contents, dtypes and shapes of arrays or tensors (None entries count as such).
+
+    Used in cache keys for inputs given as data rather than as settings (the loaded data set, the
+    dynamics a detector is fitted on), so that other data never hits an entry made from different data.
+
+    Parameters
+    ----------
+    *arrays : ndarray, Tensor or None
+
+    Returns
+    -------
+    str
+        32 hexadecimal characters (BLAKE2b, 16 bytes).
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
 
 
 def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None,

@@ -10,7 +10,9 @@ import csv
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -141,9 +143,54 @@ def _load_detector(path):
                  NoiseDetector.load)
 
 
+@contextlib.contextmanager
+def _staging(out: Path):
+    """Yield a temporary folder whose files land in the folder ``out`` only if the body succeeds.
+
+    When ``out`` does not exist, the temporary folder is made next to it and renamed to ``out`` at the
+    end. When it exists, the temporary folder is made inside it (the same file system, and a folder the
+    user can write to) and each of its files replaces the one of the same name in ``out``; other files
+    there are left alone. On failure the temporary folder is removed and ``out`` is untouched, so it never
+    mixes the files of two runs (and parent folders made for it are removed again).
+    """
+    real = Path(os.path.realpath(out))   # through symlinks: renames stay on one file system
+    existed = real.is_dir()
+    made = [] if existed else [q for q in real.parents if not q.exists()]   # nearest first
+    tmp = None
+    try:
+        with _writing(out):
+            if not existed:
+                real.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".tmp",
+                                        dir=real if existed else real.parent))
+        yield tmp
+        with _writing(out):
+            if existed:
+                for f in sorted(tmp.iterdir()):
+                    os.replace(f, real / f.name)
+            else:
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes 0700; give the usual permissions
+                os.rename(tmp, real)
+        made = []   # they hold the output now
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)   # gone already after a successful rename
+        _remove_empty(made)
+
+
+def _remove_empty(folders) -> None:
+    """Remove ``folders`` (nearest first) while they are empty."""
+    for q in folders:
+        try:
+            q.rmdir()
+        except OSError:
+            return
+
+
 def _capture(a) -> None:
     from . import pipeline
-    from ._utils import atomic_path
     names = ("dynamics.npz", "meta.json", "history.csv")
     _check_device(a.device)
     _check_out_dir(a.out, names)
@@ -153,14 +200,13 @@ def _capture(a) -> None:
                            model=a.model, epochs=a.epochs, record=a.record, seed=a.seed, batch_size=a.batch_size,
                            lr=a.lr, weight_decay=a.weight_decay, test_subset=a.test_subset, root=a.root,
                            device=a.device, amp=a.amp, progress=not a.quiet, cache=not a.no_cache)
-    with _writing(out):
-        out.mkdir(parents=True, exist_ok=True)
-    with _writing(out / names[0]):
-        cap.dynamics.save(out / names[0])
-    with _writing(out / names[1]), atomic_path(out / names[1]) as tmp:
-        tmp.write_text(json.dumps(cap.dynamics.meta, indent=1))
-    with _writing(out / names[2]), atomic_path(out / names[2]) as tmp:
-        pipeline.write_history(cap.history, tmp)
+    with _staging(out) as tmp:   # all three files or none: a failed write leaves the previous run whole
+        with _writing(out / names[0]):
+            cap.dynamics.save(tmp / names[0])
+        with _writing(out / names[1]):
+            (tmp / names[1]).write_text(json.dumps(cap.dynamics.meta, indent=1))
+        with _writing(out / names[2]):
+            pipeline.write_history(cap.history, tmp / names[2])
     acc = cap.history["test_acc"][-1] if cap.history.get("test_acc") else float("nan")
     print(f"wrote {out}/dynamics.npz  (N={cap.dynamics.num_samples}, T={cap.dynamics.num_epochs}, "
           f"flipped={int(cap.dynamics.is_flipped.sum())}, final test acc={acc:.3f})")
@@ -201,9 +247,9 @@ def _detect(a) -> None:
     written = f"top {len(rows)} written" if len(rows) < n else "all written"
     print(f"wrote {a.out}  ({n} samples scored, {written}; top score {scores[order[0]]:.4f} at index {order[0]})")
     if epochs < dyn.num_epochs:
-        print(f"scored the first {epochs} of {dyn.num_epochs} epochs: the predictions settled and then changed "
-              "again as the classifier started to fit wrong labels, and the whole run left the detector unsure "
-              "(the memorisation guard; see the model card)")
+        print(f"scored the first {epochs} of {dyn.num_epochs} epochs: by then the classifier predicted most given "
+              "labels and its predictions had settled; later they changed more again as it started to fit wrong "
+              "labels, and the whole run left the detector unsure (the memorisation guard; see the model card)")
     flagged = int((scores >= 0.5).sum())
     share = flagged / n
     line = f"{flagged} samples ({share:.1%}) score 0.5 or more"
@@ -298,6 +344,13 @@ def _evaluate(a) -> None:
     dyn = _load_dyn(a.dynamics)
     if dyn.is_flipped is None:
         raise ValueError(f"{a.dynamics} carries no is_flipped: evaluation needs known flips")
+    flipped = int(np.count_nonzero(dyn.is_flipped))
+    if flipped in (0, dyn.num_samples):
+        what = ("no sample as flipped (is_flipped is all False)" if flipped == 0
+                else "every sample as flipped (is_flipped is all True)")
+        raise CLIError(f"{a.dynamics} marks {what}: evaluate needs known flips of both kinds, wrong and right "
+                       "labels, to rank one against the other; evaluate dynamics captured with a noise rate "
+                       "strictly between 0 and 1 (capture --rate)")
     scores = _read_scores(a.scores, dyn, a.dynamics)
     res = evaluate(scores, dyn.is_flipped)
     print(json.dumps(res, indent=1))

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._utils import as_int_labels, atomic_path, jsonable
+from ._utils import as_int_labels, atomic_path, check_output_file, jsonable
 
 FORMAT = "mislabel-dynamics"
 FORMAT_VERSION = 1
@@ -162,7 +162,12 @@ class Dynamics:
                 f = f.astype(bool)
             self.is_flipped = f
         if self.margins is not None:
-            m = np.asarray(self.margins, dtype=np.float32)
+            m = self.margins.detach().cpu().numpy() if isinstance(self.margins, torch.Tensor) else self.margins
+            m = np.asarray(m)
+            if m.dtype.kind != "f":
+                raise ValueError(f"margins must be floating point (logit differences), got dtype {m.dtype}; "
+                                 "convert them with margins.astype(np.float32)")
+            m = m.astype(np.float32, copy=False)
             if m.shape != (N, T):
                 raise ValueError(f"margins must have shape {(N, T)}, got {m.shape}")
             if not np.all(np.isfinite(m)):
@@ -253,10 +258,12 @@ class Dynamics:
 
         Raises
         ------
+        ValueError
+            If ``path`` is a folder, or a folder above it is a file (nothing is written).
         TypeError
             If ``meta`` holds a value that cannot be stored as JSON (the message names its key).
         """
-        path = Path(path)
+        path = check_output_file(path, "dynamics.npz")
         meta_json = json.dumps(jsonable(self.meta, "meta"))
         arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
                   "probs": self.probs, "labels": self.labels, "meta": np.array(meta_json)}
@@ -291,10 +298,19 @@ class Dynamics:
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a mislabel dynamics file, has an unsupported
-            version, or holds arrays of the wrong shape, dtype or range.
+            If ``path`` is a folder, the file is not a mislabel dynamics file
+            (or not a readable one, e.g. zipped with a compression method this
+            Python lacks), has an unsupported version, or holds arrays of the
+            wrong shape, dtype or range.
         """
         path = Path(path)
+        if path.is_dir():
+            inside = path / "dynamics.npz"
+            hint = (f"did you mean {inside}? (`python -m mislabel capture --out {path}` writes it there)"
+                    if inside.is_file() else
+                    "give the path of a .npz written by Dynamics.save, or the dynamics.npz inside the folder "
+                    "that `python -m mislabel capture --out` wrote")
+            raise ValueError(f"{path} is a folder, not a dynamics file; {hint}")
         if not path.is_file():
             raise FileNotFoundError(f"no dynamics file at {path}; create one with `python -m mislabel capture` or Dynamics.save")
         expected = ("Dynamics.load expects a .npz written by Dynamics.save (e.g. DynamicsRecorder(...).result()"
@@ -321,6 +337,10 @@ class Dynamics:
             raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
+        except NotImplementedError as exc:   # zipfile: a compression method it cannot decompress
+            raise ValueError(f"{path} is not a readable .npz file ({exc}: its arrays are zipped with a compression "
+                             "method this Python cannot read); re-create it with Dynamics.save, which writes them "
+                             "uncompressed") from None
         if content.get("format") is None or str(content["format"]) != FORMAT:
             raise ValueError(f"{path} is not a mislabel dynamics file (missing format tag {FORMAT!r})")
         version = _format_version(content.get("format_version"), path)
@@ -598,8 +618,9 @@ def _as_probs(probs) -> np.ndarray:
         raise ValueError(f"probs must be 2-D of shape (N, T), got shape {p.shape}")
     if p.shape[0] == 0 or p.shape[1] == 0:
         raise ValueError(f"probs is empty (shape {p.shape}): need at least one sample and one epoch")
-    if p.dtype.kind not in "fiu":
-        raise ValueError(f"probs must be floating point, got dtype {p.dtype}")
+    if p.dtype.kind != "f":
+        raise ValueError(f"probs must be floating point (probabilities in [0, 1]), got dtype {p.dtype}; "
+                         "convert them with probs.astype(np.float32)")
     p = p.astype(np.float32, copy=False)
     if not np.all(np.isfinite(p)):
         raise ValueError("probs contain NaN or inf; interpolate missing epochs first (interpolate_missing)")
@@ -910,6 +931,13 @@ class DynamicsRecorder:
         if labels.shape != (B,) or sample_ids.shape != (B,):
             raise ValueError(f"labels and sample_ids must have shape ({B},) to match logits; got "
                              f"{tuple(labels.shape)} and {tuple(sample_ids.shape)}")
+        if sample_ids.dtype == torch.bool:
+            raise ValueError("sample_ids is a boolean tensor (a mask?); pass the integer index of each row in the "
+                             "training set, in [0, num_samples) (e.g. the index your Dataset returns with each "
+                             "sample)")
+        if labels.dtype == torch.bool:
+            raise ValueError("labels is a boolean tensor; pass integer class indices in [0, C) (e.g. labels.long() "
+                             "for two classes 0/1)")
         if labels.dtype.is_floating_point or sample_ids.dtype.is_floating_point:
             raise ValueError("labels and sample_ids must be integer tensors")
         if B == 0:
@@ -1030,8 +1058,10 @@ class DynamicsRecorder:
         Parameters
         ----------
         labels : array-like of shape (N,), int, optional
-            The given label of every sample. Default: the label last passed to
-            ``update`` for each sample.
+            The given label of every sample, as a check: it must equal the label
+            last passed to ``update`` for each sample, for which the
+            probabilities, margins and runner-up classes were recorded (to use
+            other labels, record again with them). Default: those labels.
         is_flipped : array-like of shape (N,), bool, optional
         meta : dict, optional
             JSON-serialisable description; NumPy scalars and arrays in it are
@@ -1045,7 +1075,8 @@ class DynamicsRecorder:
         Raises
         ------
         ValueError
-            If some sample was never recorded.
+            If some sample was never recorded, or ``labels`` is not of shape
+            (N,) or differs from the labels passed to ``update``.
         TypeError
             If ``meta`` holds a value JSON cannot store (the message names its key).
 
@@ -1063,6 +1094,11 @@ class DynamicsRecorder:
                 except (TypeError, ValueError):
                     raise TypeError(f"meta must be a dict (a JSON object), got {type(meta).__name__}") from None
             meta = jsonable(meta, "meta")
+        if labels is not None:
+            labels = as_int_labels(labels, "labels")
+            if labels.shape != (self.num_samples,):
+                raise ValueError(f"labels has {len(labels)} entries but the recorder has num_samples="
+                                 f"{self.num_samples}; pass one label per sample (or leave labels out)")
         if self._touched:
             self._close_epoch(stacklevel=3)
         if self._epochs == 0:
@@ -1081,7 +1117,17 @@ class DynamicsRecorder:
         if never.any():
             ids = np.nonzero(never)[0]
             raise ValueError(f"{len(ids)} samples were never recorded (e.g. ids {ids[:5].tolist()}); "
-                             "every sample id in [0, num_samples) must appear in at least one update()")
+                             "every sample id in [0, num_samples) must appear in at least one update(). A "
+                             "DataLoader with drop_last=True and no shuffling leaves the same last samples out "
+                             "of every epoch: pass every sample at least once (e.g. drop_last=False)")
+        recorded = self._labels.cpu().numpy()
+        if labels is not None and not np.array_equal(labels, recorded):
+            ids = np.nonzero(labels != recorded)[0]
+            raise ValueError(f"labels differ from the labels passed to update() for {len(ids)} of "
+                             f"{self.num_samples} samples (e.g. ids {ids[:5].tolist()}); the probabilities, "
+                             "margins and runner-up classes were recorded for the labels passed to update(), so "
+                             "they would not match these. Leave labels out to use the recorded ones; to use "
+                             "other labels, record again, passing them to update()")
         probs = interpolate_missing(probs)
         margins = interpolate_missing(self._mbuf[:T].T.cpu().numpy()) if self._mbuf is not None else None
         runner_up = None
@@ -1094,10 +1140,8 @@ class DynamicsRecorder:
             full = self._full_file.open("r").transpose(1, 0, 2)  # (N, T, C) view, nothing loaded
         elif self._fbuf is not None:
             full = self._full_array(T)
-        if labels is None:
-            labels = self._labels.cpu().numpy()
         meta = dict(meta or {})
         meta.setdefault("epochs", T)
         from . import __version__
         meta.setdefault("library_version", __version__)
-        return Dynamics(np.clip(probs, 0.0, 1.0), labels, is_flipped, margins, full, meta, runner_up)
+        return Dynamics(np.clip(probs, 0.0, 1.0), recorded, is_flipped, margins, full, meta, runner_up)

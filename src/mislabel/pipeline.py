@@ -134,12 +134,17 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
     root : path, optional
         Dataset folder.
     cache : bool
-        Reuse a previous identical capture; ``cache_dir`` chooses the folder.
+        Reuse a previous identical capture; ``cache_dir`` chooses the folder. The key holds every
+        setting above and a digest of the loaded data (training subset, and the test subset when used),
+        so data from another folder, or replaced files, never return an earlier run.
 
     Returns
     -------
     Capture
     """
+    if not isinstance(dataset, str):
+        raise ValueError(f"dataset must be a data set's name (a string such as 'fashion-mnist'), got {dataset!r}")
+    dataset = dataset.lower()   # as data.load reads it: the augmentation default and the key must agree
     if record not in CAPTURE_RECORD_MODES:
         raise ValueError(f"record must be one of {', '.join(map(repr, CAPTURE_RECORD_MODES))} (a capture "
                          f"returns recorded dynamics), got {record!r}; use mislabel.train.fit(record=None) "
@@ -157,14 +162,15 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
     if not augment:
         params["augment"] = False
     ds = _data.load(dataset, split="train", root=root, subset=subset, seed=data_seed)
+    test = None if test_subset == 0 else _data.load(dataset, split="test", root=root, subset=test_subset,
+                                                     seed=data_seed)
+    # the data themselves, not only their name: another root, $MISLABEL_DATA or replaced files give other data
+    params["data"] = _cache.digest(ds.images, ds.labels, *(() if test is None else (test.images, test.labels)))
     noisy, synth, under = corrupt(ds.labels.numpy(), noise=noise, rate=rate, num_classes=ds.num_classes,
                                   seed=noise_seed, underlying_rate=underlying_rate,
                                   groups=_groups_for(ds, root) if noise == "superclass" else None, mapping=mapping)
 
     def compute(folder: Path) -> None:
-        test = None
-        if test_subset != 0:
-            test = _data.load(dataset, split="test", root=root, subset=test_subset, seed=data_seed)
         meta = {"dataset": dataset, "subset": subset, "noise": noise, "rate": float(rate),
                 "noise_seed": noise_seed, "underlying_rate": float(underlying_rate), "classes": list(ds.classes)}
         run = _train.fit(model, ds.images, noisy, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -200,7 +206,7 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
                    hidden_size: int = 64, num_layers: int = 2, seq_len: int | None = None,
                    workers: int | None = None, members: int = 1, progress: bool = True, cache: bool = True,
                    cache_dir=None) -> NoiseDetector:
-    """Fit a :class:`NoiseDetector` on one or several captures (cached by their keys and the settings).
+    """Fit a :class:`NoiseDetector` on one or several captures (cached by their dynamics and the settings).
 
     Parameters
     ----------
@@ -214,10 +220,10 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
     NoiseDetector
     """
     items = captures if isinstance(captures, (list, tuple)) else [captures]
-    if any(c.folder is None for c in items):
-        cache = False
-    params = dict(captures=[c.folder.name if c.folder else None for c in items], epochs=epochs, lr=lr, batch_size=batch_size,
-                  seed=seed, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len)
+    # keyed by the dynamics themselves (what fit() reads), so a capture whose dynamics were replaced or cut
+    # (e.g. ``dataclasses.replace(cap, dynamics=cap.dynamics.first_epochs(5))``) never gets another's detector
+    params = dict(captures=[_dynamics_digest(c.dynamics) for c in items], epochs=epochs, lr=lr,
+                  batch_size=batch_size, seed=seed, hidden_size=hidden_size, num_layers=num_layers, seq_len=seq_len)
     workers = resolve_workers(workers, torch.device("cpu"))
     if workers != 1:  # float32 rounding differs with the split; entries made before it existed had 1
         params["workers"] = workers
@@ -236,6 +242,11 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
             return NoiseDetector.load(Path(tmp) / "detector.pt")
     folder = _cache.cached("detector", params, compute, cache_dir=cache_dir)
     return NoiseDetector.load(folder / "detector.pt")
+
+
+def _dynamics_digest(dyn: Dynamics) -> str:
+    """Digest of everything :meth:`NoiseDetector.fit` can read from ``dyn``."""
+    return _cache.digest(dyn.probs, dyn.labels, dyn.is_flipped, dyn.margins, dyn.runner_up)
 
 
 def _csv_number(key: str, value) -> str:

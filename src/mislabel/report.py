@@ -34,7 +34,7 @@ from . import metrics as _metrics
 from . import pipeline as _pipeline
 from . import profiles as _profiles
 from ._utils import atomic_path, repo_root
-from .dynamics import Dynamics
+from .dynamics import Dynamics, _row_index
 
 __all__ = [
     "METHODS", "METRIC_LABELS", "as_list", "repo_root", "chapter_out_dir", "settings_note", "check_noise_rate",
@@ -309,16 +309,27 @@ def long_probs(dynamics: Dynamics, index: Sequence[int] | np.ndarray | None = No
     ----------
     dynamics : Dynamics
         With ``is_flipped``.
-    index : array-like of int, optional
-        Rows (samples) to include; default all.
+    index : array-like of int or bool, optional
+        Rows (samples) to include, as :meth:`Dynamics.subset` takes them: integer indices in
+        ``[-N, N)`` or a boolean mask of shape ``(N,)``; default all.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (sample, epoch): ``sample`` (int64, row in ``dynamics``),
-        ``epoch`` (int64, 1-based), ``group`` (str), ``prob`` (float32).
+        One row per (sample, epoch): ``sample`` (int64, row in ``dynamics``, counted from 0 also for
+        negative indices), ``epoch`` (int64, 1-based), ``group`` (str), ``prob`` (float32).
+
+    Raises
+    ------
+    ValueError
+        If ``index`` selects no sample, is out of range, or is neither integers nor a mask of shape ``(N,)``.
     """
-    idx = np.arange(dynamics.num_samples) if index is None else np.asarray(index, dtype=np.int64)
+    n = dynamics.num_samples
+    if index is None:
+        idx = np.arange(n)
+    else:
+        idx = _row_index(index, n)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64) % n   # rows counted from 0
     p = dynamics.probs[idx]
     T = p.shape[1]
     return pd.DataFrame({

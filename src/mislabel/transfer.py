@@ -53,7 +53,23 @@ def compare(source: NoiseDetector, target_train: Dynamics, target_eval: Dynamics
     -------
     dict of str -> ndarray of shape (N,), float32
         Keys from :data:`METHODS` (``shipped`` only with ``include_shipped``).
+
+    Raises
+    ------
+    TypeError
+        If ``source`` is not a :class:`NoiseDetector` or a target is not a :class:`Dynamics` (e.g. a bare
+        array of probabilities).
+    ValueError
+        If ``target_train`` carries no ``is_flipped``.
     """
+    if not isinstance(source, NoiseDetector):
+        raise TypeError("source must be a trained NoiseDetector (e.g. NoiseDetector.load(path) or "
+                        f"NoiseDetector().fit(dynamics)), got {type(source).__name__}")
+    for name, value in (("target_train", target_train), ("target_eval", target_eval)):
+        if not isinstance(value, Dynamics):
+            raise TypeError(f"{name} must be a Dynamics, e.g. the .dynamics of a capture or Dynamics.load(path) "
+                            "(wrap arrays as Dynamics(probs, labels, is_flipped, margins): AUM reads the margins), "
+                            f"got {type(value).__name__}")
     if target_train.is_flipped is None:
         raise ValueError("target_train must carry is_flipped (a synthesized noise draw)")
     tuned = copy.deepcopy(source).fine_tune(target_train, epochs=fine_tune_epochs, lr=fine_tune_lr, seed=seed,

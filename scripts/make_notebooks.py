@@ -1641,9 +1641,12 @@ trained on runs in which wrong labels stay hard, misses it. The number of
 samples whose predicted class changes from one epoch to the next shows when
 this starts: it falls while the clean samples are learned and rises again when
 the wrong ones are. The early-stopping method Label Wave
-{cite}`yuan2025labelwave` stops training at that turn. The shipped detector scores the whole
-run and, where the run has such a turn (`mislabel.detector.memorisation_onset`),
-also the epochs up to it. It keeps the early view only when the whole run
+{cite}`yuan2025labelwave` stops training at that turn. Only a turn reached once
+the classifier predicts the given label of at least
+{glue:text}`ch6_guard_min_fit` of the samples counts: in the first epochs the
+counts can dip and jump while the model is still learning. The shipped
+detector scores the whole run and, where the run has such a turn
+(`mislabel.detector.memorisation_onset`), also the epochs up to it. It keeps the early view only when the whole run
 leaves it unsure, that is when the early view flags at least
 {glue:text}`ch6_guard_ratio` times as many samples (score 0.5 or more) as the
 whole run. `NoiseDetector.scored_epochs(dynamics)` tells which view was used,
@@ -1651,6 +1654,7 @@ and `score(..., memorisation_guard=False)` always scores the whole run.
 '''),
         code('''
 glue("ch6_guard_ratio", f"{mislabel.detector.GUARD_RATIO:g}", display=False)
+glue("ch6_guard_min_fit", f"{mislabel.detector.GUARD_MIN_FIT:.0%}", display=False)
 guard = pd.DataFrame([{"data": r["dataset"], "noise": f"{r['rate']:.0%} {r['noise']}", "draw": d["seed"],
                        "epochs": r["epochs"], "epochs scored": d.get("scored_epochs", r["epochs"]),
                        "mAP": d["detector"]["map"], "whole run": d.get("whole_run", d["detector"])["map"],

@@ -118,6 +118,16 @@ detector's current ones, and where the two differ the card is the reference:
   (means 0.907 vs 0.843 at 8); from 15 epochs on the detector led in 11 to 14
   of 14, and under asymmetric noise at every length.
 
+* The onset must come once the classifier predicts the given label of at
+  least half of the samples (``mislabel.detector.GUARD_MIN_FIT``,
+  2026-11-23). A user's 500-epoch digits MLP (300 samples, 30% symmetric
+  noise, SGD with momentum at learning rate 0.1) had its prediction changes
+  dip at epoch 4 while a quarter of its labels were fit; the guard took that
+  for the onset and read 4 epochs, for 0.60-0.78 mAP in three of four seeds
+  (0.93-0.97 on the whole run). With the condition the onset is at epochs
+  11-17 and the guarded score 0.983-0.992 at 200 and 500 epochs (whole run
+  0.927-0.991, AUM 0.786-0.943). No decision changed on the card's draws
+  0-2, on the guard check's draws or in the length study.
 * Adding AUM to the shipped score does not close the three remaining gaps
   (measured on the card's draws 0-2 recorded again on an AVX2 machine,
   2026-11-22). With the detector's log-odds plus beta times the logit of AUM's

@@ -15,8 +15,9 @@ The side-by-side ratios:
   with T x C);
 * ``streamed_extra_bytes_per_sample``: what streaming adds over the given-label variant, per sample (not per
   epoch): one epoch's buffers, independent of T (target <= 16 C bytes);
-* ``in_memory_peak_vs_stored``: peak growth with full probabilities in memory over the bytes the result
-  holds (1.0 would be no transient copies at all).
+* ``in_memory_peak_vs_stored``: what keeping full probabilities in memory adds to the given-label variant's
+  peak, over the float16 bytes they take (N x T x C x 2). About 2 is the floor of this design: the recorder's
+  own copy and the array ``result()`` returns.
 
     python benchmarks/recorder_memory.py            # N=50,000, C=100, T=20: ~1 min, ~1 GB at peak
     python benchmarks/recorder_memory.py --quick    # seconds

@@ -1496,11 +1496,11 @@ for r in card["held_out"]:
                      "epochs": r["epochs"], "method": method, **{m: r[key][m] for m in report.METRIC_LABELS}})
 held = pd.DataFrame(rows)
 glue("ch6_draws", card.get("held_out_draws", 1), display=False)
-spread = pd.Series({(r["dataset"], f"{r['rate']:.0%} {r['noise']}"):
-                    np.ptp([d["detector"]["map"] for d in r["draws"]]) / 2
+spread = pd.Series({(r["dataset"], f"{r['rate']:.0%} {r['noise']}"):   # largest distance of a draw from the mean
+                    np.abs(np.subtract([d["detector"]["map"] for d in r["draws"]], r["detector"]["map"])).max()
                     for r in card["held_out"] if len(r.get("draws", [])) > 1})
 glue("ch6_draw_spread", Markdown(
-    f"by ±{spread.median():.3f} around its setting's mean (median over settings; up to ±{spread.max():.3f}, "
+    f"by up to ±{spread.median():.3f} around its setting's mean (median over settings; up to ±{spread.max():.3f}, "
     f"{spread.idxmax()[1]} on {spread.idxmax()[0]})" if len(spread) else "by an amount one draw cannot show"),
     display=False)
 wide = held.pivot_table(index=["data", "noise"], columns="method", values="map", sort=False)
@@ -1644,7 +1644,9 @@ the wrong ones are. The early-stopping method Label Wave
 {cite}`yuan2025labelwave` stops training at that turn. Only a turn reached once
 the classifier predicts the given label of at least
 {glue:text}`ch6_guard_min_fit` of the samples counts: in the first epochs the
-counts can dip and jump while the model is still learning. The shipped
+counts can dip and jump while the model is still learning. (So where half or
+more of the labels are wrong the guard does not fire; the card's settings stay
+below that.) The shipped
 detector scores the whole run and, where the run has such a turn
 (`mislabel.detector.memorisation_onset`), also the epochs up to it. It keeps the early view only when the whole run
 leaves it unsure, that is when the early view flags at least

@@ -13,10 +13,10 @@ saw: scikit-learn digits, UCI letter recognition (26 classes), StatLog DNA
 and the Fashion-MNIST *test* split (the detector's pool uses training splits
 only). Every setting is run for ``--draws``
 independent draws (noise, data subset and classifier seed 0, 1, 2): one run's
-mAP moves from draw to draw by about +-0.002 around its setting's mean in the
-median setting, up to +-0.03 on digits at 40% asymmetric noise and +-0.05 on
-DNA (the card's draws), often as much as the gaps between methods, so the
-model card reports the mean over draws and each draw.
+mAP lies up to 0.003 from its setting's mean in the median setting, up to
+0.04 on digits at 40% asymmetric noise and 0.07 on DNA (the card's draws),
+often as much as the gaps between methods, so the model card reports the
+mean over draws and each draw.
 
 An *in-domain reference* (``IN_DOMAIN``) asks how much of the gap to AUM is
 transfer: a detector of the same recipe (architecture, features, epochs,

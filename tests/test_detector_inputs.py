@@ -234,12 +234,17 @@ def test_docs_say_scores_depend_on_the_samples_scored_together():
 
 
 def test_member_scores_read_the_ensembles_view():
-    d = _toy_pairs()
-    det = NoiseDetector(hidden_size=4, num_layers=1, members=2, memorisation_guard=True).fit(d, epochs=1,
-                                                                                            progress=False)
-    view = d.first_epochs(det.scored_epochs(d))
+    from test_core import _memorised_world
+    # an ensemble that has only seen wrong labels stay unlearned, on a run that learns them from epoch 6 on:
+    # the guard reads the epochs before the onset, and every member scores that same view
+    det = NoiseDetector(hidden_size=16, members=2, memorisation_guard=True).fit(
+        [_memorised_world(seed=s, memorise=False)[0] for s in (1, 2)], epochs=6, lr=0.05, progress=False)
+    d, _ = _memorised_world(seed=0)
+    assert det.scored_epochs(d) == 5 < d.num_epochs
+    view = d.first_epochs(5)
     rows = det.member_scores(d)
     for i in range(2):
         np.testing.assert_allclose(rows[i], det.member(i).score(view, memorisation_guard=False), atol=1e-6)
+        assert not np.allclose(rows[i], det.member(i).score(d, memorisation_guard=False), atol=1e-3)
     doc = " ".join(NoiseDetector.member_scores.__doc__.split())
     assert "what ``member(i).score`` gives)" not in doc and ":meth:`scored_epochs`" in doc

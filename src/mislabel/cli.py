@@ -149,9 +149,11 @@ def _staging(out: Path):
 
     When ``out`` does not exist, the temporary folder is made next to it and renamed to ``out`` at the
     end. When it exists, the temporary folder is made inside it (the same file system, and a folder the
-    user can write to) and each of its files replaces the one of the same name in ``out``; other files
-    there are left alone. On failure the temporary folder is removed and ``out`` is untouched, so it never
-    mixes the files of two runs (and parent folders made for it are removed again).
+    user can write to) and each of its files replaces the one of the same name in ``out``, one rename per
+    file, ``dynamics.npz`` last (so a run interrupted between those renames still shows its earlier
+    dynamics); other files there are left alone. When writing into the temporary folder fails, it is
+    removed and ``out`` is untouched, so a failed run never mixes its files with an earlier run's (and
+    parent folders made for it are removed again).
     """
     real = Path(os.path.realpath(out))   # through symlinks: renames stay on one file system
     existed = real.is_dir()
@@ -166,7 +168,7 @@ def _staging(out: Path):
         yield tmp
         with _writing(out):
             if existed:
-                for f in sorted(tmp.iterdir()):
+                for f in sorted(tmp.iterdir(), key=lambda f: (f.name == "dynamics.npz", f.name)):
                     os.replace(f, real / f.name)
             else:
                 umask = os.umask(0)

@@ -127,7 +127,9 @@ detector's current ones, and where the two differ the card is the reference:
   (0.93-0.97 on the whole run). With the condition the onset is at epochs
   11-17 and the guarded score 0.983-0.992 at 200 and 500 epochs (whole run
   0.927-0.991, AUM 0.786-0.943). No decision changed on the card's draws
-  0-2, on the guard check's draws or in the length study.
+  0-2, on the guard check's draws or in the length study. Being an absolute
+  share, it keeps the guard off where half or more of the labels are wrong,
+  outside the pool's and the card's range.
 * Adding AUM to the shipped score does not close the three remaining gaps
   (measured on the card's draws 0-2 recorded again on an AVX2 machine,
   2026-11-22). With the detector's log-odds plus beta times the logit of AUM's

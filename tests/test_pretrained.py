@@ -131,9 +131,11 @@ def test_any_length_is_resampled_to_the_shipped_length():
         labels, runner = _labels_and_runner_up(rng, 5, T)
         d = mislabel.Dynamics(rng.random((5, T)).astype(np.float32), labels,
                               margins=rng.normal(0, 2, (5, T)).astype(np.float32), runner_up=runner)
-        x = resample(_channels(det, d.probs, d.margins, labels, runner), det.seq_len)  # features, then resampled
-        ref = ensemble_scores(states, x, det.config["num_layers"])
-        np.testing.assert_allclose(det.score(d), ref, atol=1e-5)
+        for guard in (False, True):   # the whole run, and the epochs the memorisation guard reads
+            v = d.first_epochs(det.scored_epochs(d)) if guard else d
+            x = resample(_channels(det, v.probs, v.margins, labels, v.runner_up), det.seq_len)  # features, resampled
+            ref = ensemble_scores(states, x, det.config["num_layers"])
+            np.testing.assert_allclose(det.score(d, memorisation_guard=guard), ref, atol=1e-5)
 
 
 def test_model_card_numbers_present_and_meet_the_bar():

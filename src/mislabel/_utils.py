@@ -225,6 +225,26 @@ def as_int_labels(labels, name: str = "labels", num_classes: int | None = None) 
     return arr
 
 
+def check_positive_int(value, name: str, hint: str = "") -> None:
+    """Raise ValueError unless ``value`` is a positive int or NumPy integer (a bool is refused).
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        Argument name used in the error message.
+    hint : str
+        Appended to "must be a positive integer" in the message, e.g. " (the size of the training set)".
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a positive integer.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{hint}, got {value!r}")
+
+
 def check_seed(seed, name: str = "seed") -> int:
     """Validate a random seed and return it as a Python int.
 

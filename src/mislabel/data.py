@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._utils import atomic_path, check_seed, repo_root
+from ._utils import atomic_path, check_positive_int, check_seed, repo_root
 
 __all__ = [
     "DATASETS",
@@ -669,8 +669,7 @@ def make_synthetic(num_samples: int, split: str = "train", seed: int = 0) -> Ima
     ImageDataset
         ``images`` ``(N, 1, 8, 8)`` uint8, ``labels`` ``(N,)`` int64.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    check_positive_int(num_samples, "num_samples")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     images, labels = _synthetic_arrays(int(num_samples), split, check_seed(seed))

@@ -123,7 +123,7 @@ from tqdm.auto import tqdm
 from . import fast_lstm as _fast
 from . import metrics as _metrics
 from . import noise as _noise
-from ._utils import atomic_path, flush_denormal, resolve_device, set_seed
+from ._utils import atomic_path, check_positive_int, flush_denormal, resolve_device, set_seed
 from .dynamics import Dynamics
 
 CHECKPOINT_FORMAT = "mislabel-detector"
@@ -198,8 +198,7 @@ def memorisation_onset(dynamics: Dynamics, *, window: int = GUARD_WINDOW,
     int or None
         In ``3 .. T - 1`` (a minimum needs a smoothed count on either side of it).
     """
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+    check_positive_int(window, "window")
     if not min_rise > 0:
         raise ValueError(f"min_rise must be positive, got {min_rise!r}")
     if not 0 <= min_fit <= 1:
@@ -375,7 +374,7 @@ def pair_confusion(labels: np.ndarray, margins: np.ndarray, runner_up: np.ndarra
         raise ValueError("labels and runner_up must hold class indices >= 0, got negative ones")
     largest = max(int(y.max(initial=0)), int(r.max(initial=0)))
     if num_classes is not None:
-        _check_positive_int(num_classes, "num_classes")
+        check_positive_int(num_classes, "num_classes")
         if largest >= num_classes:
             raise ValueError(f"num_classes={num_classes} but labels or runner_up hold class {largest}: pass "
                              f"num_classes >= {largest + 1} (the number of classes), or None to infer it")
@@ -394,12 +393,6 @@ def pair_confusion(labels: np.ndarray, margins: np.ndarray, runner_up: np.ndarra
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))).astype(np.float32)
-
-
-def _check_positive_int(value, name: str, hint: str = "") -> None:
-    """Raise ValueError unless ``value`` is a positive int or NumPy integer (a bool is refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{hint}, got {value!r}")
 
 
 class NoiseDetector:
@@ -432,9 +425,9 @@ class NoiseDetector:
                  resample: bool = True, features: str = "prob", device=None, members: int = 1,
                  memorisation_guard: bool = False) -> None:
         for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers), ("members", members)):
-            _check_positive_int(value, name)
+            check_positive_int(value, name)
         if seq_len is not None:
-            _check_positive_int(seq_len, "seq_len", " (or None: the length of the training runs)")
+            check_positive_int(seq_len, "seq_len", " (or None: the length of the training runs)")
         self._init_seq_len = None if seq_len is None else int(seq_len)   # fit() derives it from the data if None
         self.config = {"hidden_size": int(hidden_size), "num_layers": int(num_layers),
                        "seq_len": None if seq_len is None else int(seq_len), "resample": bool(resample),
@@ -698,7 +691,7 @@ class NoiseDetector:
 
     @staticmethod
     def _check_train_args(epochs, val_fraction, batch_size) -> None:
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size")
         if not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if not 0.0 <= val_fraction < 1.0:
@@ -830,7 +823,7 @@ class NoiseDetector:
         or a single sample therefore gives other scores than scoring the whole run. Score the whole
         run at once, then select the samples you want from the result.
         """
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size")
         return self._view(dynamics, batch_size, memorisation_guard)[1]
 
     def scored_epochs(self, dynamics, batch_size: int = 8192) -> int:
@@ -847,7 +840,7 @@ class NoiseDetector:
         -------
         int
         """
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size")
         return self._view(dynamics, batch_size)[0]
 
     def _view(self, dynamics, batch_size: int = 8192, guard: bool | None = None) -> tuple[int, np.ndarray]:
@@ -890,7 +883,7 @@ class NoiseDetector:
         ndarray of shape (members, N), float32
             Row ``i``: member ``i``'s scores, in sample order.
         """
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size")
         if self.config.get("memorisation_guard") and isinstance(dynamics, Dynamics):   # the view score() reads
             epochs = self.scored_epochs(dynamics, batch_size)
             if epochs < dynamics.num_epochs:

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._utils import as_int_labels, atomic_path, check_output_file, jsonable
+from ._utils import as_int_labels, atomic_path, check_output_file, check_positive_int, jsonable
 
 FORMAT = "mislabel-dynamics"
 FORMAT_VERSION = 1
@@ -708,10 +708,7 @@ class DynamicsRecorder:
     def __init__(self, num_samples: int, num_classes: int | None = None, store_full: bool = False,
                  margins: bool = True, device=None, check: bool = True, capacity: int = 16,
                  full_path=None, defer: bool | None = None) -> None:
-        if isinstance(num_samples, (bool, np.bool_)) or not isinstance(num_samples, (int, np.integer)) \
-                or num_samples <= 0:
-            raise ValueError(f"num_samples must be a positive integer (the size of the training set), "
-                             f"got {num_samples!r}")
+        check_positive_int(num_samples, "num_samples", " (the size of the training set)")
         if num_classes is not None and (isinstance(num_classes, (bool, np.bool_))
                                         or not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
             raise ValueError(f"num_classes must be an integer >= 2 (or None to take it from the logits), "
@@ -732,7 +729,7 @@ class DynamicsRecorder:
         self._epochs = 0            # closed epochs
         self._touched = False       # current epoch received data
         self._buf = self._mbuf = self._rbuf = None   # probs, margins, runner-up class: (capacity, N) each
-        self._fbuf = None           # full probabilities of the current epoch, (1, N, C) float16
+        self._fbuf = None           # full probabilities of the current epoch, (N, C) float16
         self._fdone = []            # in memory (no full_path): the closed epochs' (N, C) float16 full probabilities
         self.full_path = None if full_path is None else Path(full_path)
         self._full_file = None      # _NpyAppender when streaming full probabilities to disk
@@ -758,7 +755,7 @@ class DynamicsRecorder:
         if self.store_full:
             # the current epoch only: a closed epoch is appended to the file, or kept as its own tensor
             # (never copied into a larger buffer as the run grows)
-            self._fbuf = torch.full((1, self.num_samples, num_classes), nan, dtype=torch.float16, device=device)
+            self._fbuf = torch.full((self.num_samples, num_classes), nan, dtype=torch.float16, device=device)
             if self.full_path is not None:
                 self._full_file = _NpyAppender(self.full_path, self.num_samples, num_classes)
         if self._defer is None:
@@ -844,7 +841,7 @@ class DynamicsRecorder:
                 self._mbuf[t].index_copy_(0, sample_ids, margin)
                 self._rbuf[t].index_copy_(0, sample_ids, runner)
             if full is not None:
-                self._fbuf[0].index_copy_(0, sample_ids, full)
+                self._fbuf.index_copy_(0, sample_ids, full)
             self._labels.index_copy_(0, sample_ids, labels)
         self._touched = True
 
@@ -912,7 +909,7 @@ class DynamicsRecorder:
             rows = last.index_select(0, samples)
         targets = (self._buf[t], self._mbuf[t] if self._mbuf is not None else None,
                    self._rbuf[t] if self._rbuf is not None else None,
-                   self._fbuf[0] if self._fbuf is not None else None, self._labels)
+                   self._fbuf, self._labels)
         for buf, v in zip(targets, values + [y]):
             if buf is None or v is None:
                 continue
@@ -1016,10 +1013,10 @@ class DynamicsRecorder:
                     "batch. Samples missing from an epoch are filled by interpolation, so a misplaced "
                     "next_epoch() records many mostly interpolated 'epochs'"), stacklevel=stacklevel)
         if self._full_file is not None:
-            self._full_file.append(self._fbuf[0].cpu().numpy())
-            self._fbuf[0].fill_(float("nan"))
+            self._full_file.append(self._fbuf.cpu().numpy())
+            self._fbuf.fill_(float("nan"))
         elif self._fbuf is not None:
-            self._fdone.append(self._fbuf[0])
+            self._fdone.append(self._fbuf)
             self._fbuf = torch.full_like(self._fbuf, float("nan"))
         self._epochs += 1
         self._touched = False

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import models as _models
-from ._utils import amp_enabled, as_int_labels, check_seed, jsonable, resolve_device, set_seed
+from ._utils import amp_enabled, as_int_labels, check_positive_int, check_seed, jsonable, resolve_device, set_seed
 from .dynamics import Dynamics, DynamicsRecorder
 
 RECORD_MODES = ("train", "eval", None)
@@ -431,8 +431,7 @@ def check_settings(batch_size, lr, seed) -> tuple[int, object, int]:
         If ``batch_size`` is not a positive integer, ``lr`` not a finite number >= 0, or
         ``seed`` not a non-negative integer.
     """
-    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     number = isinstance(lr, (int, float, np.integer, np.floating)) or (
         isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.is_floating_point())
     if isinstance(lr, (bool, np.bool_)) or not number or not math.isfinite(float(lr)) or float(lr) < 0:

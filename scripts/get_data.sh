@@ -127,7 +127,7 @@ if ! find_mlbench; then
     echo "Extracting LetterRecognition.rda, Satellite.rda and DNA.rda from the Debian package r-cran-mlbench ..."
     if ! { fetch_mlbench && find_mlbench; }; then
         echo "WARNING: could not get the mlbench data (letter, satellite, dna); only the shipped detector's" >&2
-        echo "         model-card script and their tests need it (see src/mislabel/data.py)." >&2
+        echo "         model-card script and their tests need it (see src/mislabel/data/uci.py)." >&2
     fi
 fi
 

@@ -7,12 +7,14 @@ import pickle
 from pathlib import Path
 import tarfile
 import urllib.request
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from mislabel import data
+from mislabel.data import cifar, core, uci
 
 from cifar_fakes import _dump, _write_fake_cifar10
 
@@ -340,7 +342,7 @@ def test_cifar_found_from_a_subfolder_of_the_checkout(tmp_path, monkeypatch):
 def test_cifar_download_without_root_goes_to_the_checkout(tmp_path, monkeypatch):
     archive = _cifar10_archive(tmp_path / "src")
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _FakeResponse(archive.read_bytes()))
-    monkeypatch.setitem(data._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setitem(cifar._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
     monkeypatch.delenv("MISLABEL_DATA", raising=False)
     repo = tmp_path / "repo"
     (repo / "notebooks").mkdir(parents=True)
@@ -404,7 +406,7 @@ def test_cifar10_download_faked(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="MD5"):
         data.load("cifar10", root=dest, download=True)
     assert list(dest.iterdir()) == []
-    monkeypatch.setitem(data._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setitem(cifar._CIFAR["cifar10"], "md5", hashlib.md5(archive.read_bytes()).hexdigest())
     ds = data.load("cifar10", "test", root=dest, download=True)
     assert len(ds) == 3
     assert sorted(p.name for p in dest.iterdir()) == ["cifar-10-batches-py"]
@@ -419,7 +421,7 @@ def test_safe_extract_refuses_escaping_paths(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(ValueError, match="unsafe"):
-        data._safe_extract(bad, out)
+        core._safe_extract(bad, out)
     assert not (tmp_path / "evil.txt").exists()
     link = tmp_path / "link.tar.gz"
     with tarfile.open(link, "w:gz") as tar:
@@ -428,7 +430,7 @@ def test_safe_extract_refuses_escaping_paths(tmp_path):
         info.linkname = "/etc/passwd"
         tar.addfile(info)
     with pytest.raises(ValueError, match="unsafe"):
-        data._safe_extract(link, out)
+        core._safe_extract(link, out)
 
 
 # --------------------------------------------------------------------------- letter / satellite (R .rda files)
@@ -486,43 +488,54 @@ def _write_rda(path, obj_name, columns, label_at, levels, codes, compress=gzip.c
 
 
 def test_read_rda_by_hand(tmp_path):
+    """gzip, xz and uncompressed files, strings with and without an encoding flag: a data frame with a numeric
+    and a factor column (NA code -1); rdata's warnings stay inside."""
     import lzma
-    from mislabel import _rdata
 
-    for k, compress in enumerate((gzip.compress, lzma.compress, lambda b: b)):
+    no_flag = lambda b: b.replace(_xdr_int(0x40009), _xdr_int(9))   # noqa: E731 - strings of unknown encoding
+    for k, compress in enumerate((gzip.compress, lzma.compress, lambda b: b, no_flag)):
         p = tmp_path / f"f{k}.rda"
         _write_rda(p, "Frame", [[1.5, -2.0, 3.25]], 1, ["a", "b"], [2, 1, -2 ** 31], compress)
-        objs = _rdata.read_rda(p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            objs = uci._read_rda(p)
         assert list(objs) == ["Frame"]
-        names, cols = _rdata.data_frame(objs["Frame"])
-        assert names == ["x.0", "label"]
-        np.testing.assert_array_equal(cols[0].value, [1.5, -2.0, 3.25])
-        codes, levels = _rdata.factor_codes(cols[1])
-        assert codes.tolist() == [1, 0, -1] and levels == ["a", "b"]
-        assert objs["Frame"].attrs["row.names"].value.tolist() == [-2 ** 31, -3]
+        frame = objs["Frame"]
+        assert list(frame.columns) == ["x.0", "label"]
+        np.testing.assert_array_equal(uci._numeric_column(frame["x.0"]), [1.5, -2.0, 3.25])
+        codes, levels = uci._factor_codes(frame["label"])
+        assert codes.dtype == np.int64 and codes.tolist() == [1, 0, -1] and levels == ["a", "b"]
+        with pytest.raises(ValueError, match="expected an R factor column"):
+            uci._factor_codes(frame["x.0"])
 
 
-def test_read_rda_bad_files(tmp_path):
-    from mislabel import _rdata
-
-    p = tmp_path / "x.rda"
-    p.write_bytes(gzip.compress(b"RDA2\nA\n1\n"))
-    with pytest.raises(ValueError, match="XDR format"):
-        _rdata.read_rda(p)
-    _write_rda(p, "Frame", [[1.0, 2.0]], 0, ["a"], [1, 1])
-    raw = gzip.decompress(p.read_bytes())
-    p.write_bytes(gzip.compress(raw[:-30]))
-    with pytest.raises(ValueError, match="truncated"):
-        _rdata.read_rda(p)
-    p.write_bytes(b"\xfd7zXZ\x00 not really xz")
-    with pytest.raises(ValueError, match="not a readable .rda"):
-        _rdata.read_rda(p)
+@pytest.mark.parametrize("damage", [
+    lambda good, raw: gzip.compress(b"RDA2\nA\n1\n"),               # not the XDR format
+    lambda good, raw: gzip.compress(raw[:-30]),                      # truncated data
+    lambda good, raw: good[:-20],                                    # truncated gzip stream
+    lambda good, raw: b"\xfd7zXZ\x00 not really xz",                 # damaged xz
+    lambda good, raw: b"neither compressed nor R data",
+    lambda good, raw: b"",
+    lambda good, raw: gzip.compress(raw[:52] + _xdr_int(99) + raw[56:]),   # the frame's type made unknown
+])
+def test_read_rda_bad_files(tmp_path, damage):
+    """Whatever rdata raises on a damaged file becomes one ValueError that names the file (no warnings)."""
+    p = tmp_path / "LetterRecognition.rda"
+    _write_rda(p, "LetterRecognition", [[1.0, 2.0]], 0, ["a"], [1, 1])
+    good = p.read_bytes()
+    p.write_bytes(damage(good, gzip.decompress(good)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"LetterRecognition.rda is not a readable .rda file \(.+\); fetch it again"):
+            uci._read_rda(p)
+        with pytest.raises(ValueError, match="LetterRecognition.rda is not a readable .rda file"):
+            data.load("letter", root=tmp_path)
+    with pytest.raises(FileNotFoundError):
+        uci._read_rda(tmp_path / "missing.rda")
 
 
 def test_read_rda_damaged_gzip_data(tmp_path):
-    """Damaged deflate data inside an intact gzip header raises zlib.error; it becomes the module's error."""
-    from mislabel import _rdata
-
+    """Damaged deflate data inside an intact gzip header raises zlib.error; it becomes the library's error."""
     p = tmp_path / "Satellite.rda"
     _write_rda(p, "Satellite", [[1.0, 2.0]] * 36, 36, ["a"], [1, 1])
     damaged = bytearray(p.read_bytes())
@@ -530,7 +543,7 @@ def test_read_rda_damaged_gzip_data(tmp_path):
     p.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match=r"Satellite.rda is not a readable .rda file \(.*invalid block type\); "
                                          "fetch it again"):
-        _rdata.read_rda(p)
+        uci._read_rda(p)
     with pytest.raises(ValueError, match="not a readable .rda file"):
         data.load("satellite", root=tmp_path)
 
@@ -566,7 +579,7 @@ def test_letter_and_satellite_from_tiny_files(tmp_path, monkeypatch):
     assert len(tr) + len(te) == n and len(te) == 12 and tr.images.shape[1:] == (4, 3, 3)
     assert torch.bincount(te.labels).tolist() == [4, 4, 4]   # stratified 20%
     row = 0
-    first = np.flatnonzero(~data._stratified_test_mask(np.arange(n) % 3))[row]   # its row in the file
+    first = np.flatnonzero(~core._stratified_test_mask(np.arange(n) % 3))[row]   # its row in the file
     # band b of pixel (i, j) is column 4 * (3 * i + j) + b of the row
     for b, i, j in ((0, 0, 0), (3, 0, 0), (1, 2, 1), (2, 1, 2)):
         assert tr.images[row, b, i, j] == sat[4 * (3 * i + j) + b, first]
@@ -619,6 +632,9 @@ def test_mlbench_missing_and_wrong_file(tmp_path):
 def test_letter_and_satellite_real():
     if data.mlbench_folder(name="letter") is None or data.mlbench_folder(name="satellite") is None:
         pytest.skip("mlbench data not fetched (bash scripts/get_data.sh)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # mlbench's strings carry no encoding flag: rdata would warn about each
+        assert list(uci._read_rda(data.mlbench_folder(name="letter") / "LetterRecognition.rda")) == ["LetterRecognition"]
     tr, te = data.load("letter", "train"), data.load("letter", "test")
     assert (len(tr), len(te)) == (16000, 4000)
     assert torch.bincount(torch.cat([tr.labels, te.labels])).tolist()[:3] == [789, 766, 736]
@@ -645,4 +661,4 @@ def test_mlbench_found_from_a_subfolder_of_the_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "notebooks")
     assert data.mlbench_folder(name="dna").resolve() == (tmp_path / "data" / "mlbench").resolve()
     monkeypatch.chdir(tmp_path)   # ./data/mlbench and the checkout's are one folder: listed once
-    assert data._local_data_dirs() == [Path("data")]
+    assert core._local_data_dirs() == [Path("data")]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import mislabel.dynamics as dynamics_module
+import mislabel.dynamics.npy_appender as npy_appender_module
 from mislabel.dynamics import Dynamics, DynamicsRecorder
 
 N, C = 6, 3
@@ -90,7 +90,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(dynamics_module, "open", disk_full, raising=False)
+    monkeypatch.setattr(npy_appender_module, "open", disk_full, raising=False)
     with pytest.raises(OSError, match="No space"):
         rec.next_epoch()
     monkeypatch.undo()

@@ -143,3 +143,17 @@ def test_cli_torchrun(tmp_path):
     assert summary["world_size"] == 2 and summary["shape"] == [2000, 2] and summary["device"] == "cpu"
     dyn = mislabel.Dynamics.load(tmp_path / "d.npz")
     assert dyn.probs.shape == (2000, 2) and dyn.is_flipped.sum() == 400
+
+
+def test_fit_ddp_shares_fits_checks():
+    """fit_ddp validates through train.Training: the same errors as fit, and fit-only options refused."""
+    x, y = torch.zeros(8, 1, 4, 4, dtype=torch.uint8), np.arange(8) % 2
+    for kw in (dict(batch_size=0), dict(record="both"), dict(test_labels=y)):
+        with pytest.raises(ValueError) as ddp_err:
+            fit_ddp("mlp", x, y, 1, progress=False, device="cpu", **kw)
+        with pytest.raises(ValueError) as fit_err:
+            mislabel.train.fit("mlp", x, y, 1, progress=False, device="cpu", **kw)
+        assert str(ddp_err.value) == str(fit_err.value)
+    for kw in (dict(recorder=None), dict(cuda_graphs=False), dict(bacth_size=8)):
+        with pytest.raises(TypeError, match="fit_ddp\\(\\) got an unexpected keyword argument"):
+            fit_ddp("mlp", x, y, 1, device="cpu", **kw)

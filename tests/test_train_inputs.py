@@ -215,3 +215,18 @@ def test_fit_refuses_cuda_graphs_on_cpu_before_training():
         train.fit("mlp", x, y, cuda_graphs=True, **FIT)
     np.testing.assert_array_equal(train.fit("mlp", x, y, cuda_graphs=False, **FIT).dynamics.probs,
                                   train.fit("mlp", x, y, **FIT).dynamics.probs)
+
+
+# --------------------------------------------------------------------------- shared options of fit and fit_ddp
+def test_train_options_have_fits_defaults():
+    """fit_ddp takes fit's keyword arguments through TrainOptions: same names (but device, recorder,
+    cuda_graphs) and same defaults."""
+    import dataclasses
+    import inspect
+    params = inspect.signature(train.fit).parameters
+    fit_only = {"device", "recorder", "cuda_graphs"}
+    options = {f.name: f.default for f in dataclasses.fields(train.TrainOptions)}
+    assert set(options) == {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY} - fit_only
+    assert all(params[n].default == d for n, d in options.items())
+    with pytest.raises(TypeError, match=r"fit_ddp\(\) got an unexpected keyword argument 'recorder'"):
+        train.TrainOptions.from_kwargs("fit_ddp", {"lr": 0.1, "recorder": None})

@@ -54,14 +54,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from tqdm.auto import tqdm
 
-from ._utils import amp_enabled, resolve_device, set_seed
+from ._utils import resolve_device
 from .dynamics import DynamicsRecorder
-from .train import (TrainResult, _accuracy, build_model, check_finite, check_inputs, check_settings, check_test,
-                    device_data, eval_batch_size, forward, log_epoch, run_meta, sgd, sgd_step)
+from .train import TrainOptions, Training, TrainResult, eval_batch_size, forward
 
-__all__ = ["fit_ddp", "init_from_env", "world", "main"]
+__all__ = ["fit_ddp", "DistributedTraining", "init_from_env", "world", "main"]
 
 
 def world() -> tuple[int, int]:
@@ -127,24 +125,113 @@ def _gather_into(rec: DynamicsRecorder | None, ids: torch.Tensor, logits: torch.
                 rec.update(l_r, y_all[i_r], i_r)
 
 
-def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: float = 0.1,
-            momentum: float = 0.9, weight_decay: float = 5e-4, milestones=(0.5, 0.75), augment="auto",
-            record: str | None = "train", seed: int = 0, device=None, amp: bool = False,
-            num_classes: int | None = None, test_images=None, test_labels=None, is_flipped=None,
-            store_full: bool = False, full_path=None, meta: dict | None = None,
-            progress: bool = True) -> TrainResult:
+class DistributedTraining(Training):
+    """:class:`mislabel.train.Training` as one rank of the default process group (see the module docstring).
+
+    Its hooks deal each global batch out round-robin, gather the recorded logits
+    into rank 0's recorder and all-reduce the epoch's loss and accuracy; the
+    epoch loop, the checks and the setup are :class:`~mislabel.train.Training`'s.
+
+    Parameters
+    ----------
+    model, images, labels, epochs, options
+        As for :class:`~mislabel.train.Training`.
+    device : str or torch.device, optional
+        This rank's device; default ``cuda:$LOCAL_RANK`` when CUDA is available, else CPU.
+
+    Attributes
+    ----------
+    rank, world_size : int
+        From :func:`world`.
+    count : int
+        The padded epoch length M: N rounded up to a multiple of ``world_size``.
+
+    Raises
+    ------
+    ValueError
+        Bad inputs or settings, as for :func:`mislabel.train.fit`.
+    """
+
+    def __init__(self, model, images, labels, epochs, options: TrainOptions, device=None) -> None:
+        self.rank, self.world_size = world()
+        super().__init__(model, images, labels, epochs, options, device)
+        W, dev = self.world_size, self.device
+        if W > 1:
+            self.net = nn.parallel.DistributedDataParallel(self.model,
+                                                           device_ids=[dev.index] if dev.type == "cuda" else None)
+        self.count = math.ceil(self.N / W) * W                  # padded epoch length M
+        self.global_batch = math.ceil(self.batch_size / W) * W  # a multiple of W
+        self.desc += f" x{W}"
+        self._ids, self._logits = [], []
+
+    def default_device(self):
+        """``cuda:$LOCAL_RANK`` when CUDA is available, else ``"cpu"``."""
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+    def batches(self) -> list[torch.Tensor]:
+        """Rank 0's permutation (padded by its start to M), each global batch dealt out: this rank's ``[rank::W]``."""
+        N, M, W = self.N, self.count, self.world_size
+        perm = torch.randperm(N, device=self.device, generator=self.gen)
+        if W > 1:
+            dist.broadcast(perm, src=0)
+            perm = torch.cat([perm, perm[:M - N]])
+        return [perm[i:i + self.global_batch][self.rank::W] for i in range(0, M, self.global_batch)]
+
+    def record_batch(self, logits: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> None:
+        """``record="train"``: keep this rank's logits and sample ids until the end of the epoch."""
+        if self.record == "train":
+            self._ids.append(idx)
+            self._logits.append(logits)
+
+    def record_epoch(self) -> None:
+        """Gather the epoch's logits (``"train"``) or a sharded eval pass (``"eval"``) into rank 0's recorder."""
+        W, rank, dev = self.world_size, self.rank, self.device
+        if self.record == "train":
+            _gather_into(self.rec, torch.cat(self._ids), torch.cat(self._logits), self.y_all, W, rank)
+            self._ids, self._logits = [], []
+        elif self.record == "eval":
+            model, x_all, N = self.model, self.x_all, self.N
+            model.eval()
+            with torch.no_grad():
+                if W > 1:  # every rank evaluates with rank 0's weights *and* BatchNorm statistics
+                    for b in model.buffers():
+                        dist.broadcast(b, src=0)
+                share = self.count // W
+                ids = torch.arange(rank * share, (rank + 1) * share, device=dev) % N
+                lo, hi = rank * share, min((rank + 1) * share, N)
+                out = []
+                eb = eval_batch_size(dev)
+                for s in range(lo, hi, eb):
+                    out.append(forward(model, x_all[s:min(s + eb, hi)], self.use_amp))
+                if hi - lo < share:    # padding: the start of the set again
+                    out.append(forward(model, x_all[ids[max(hi - lo, 0):]], self.use_amp))
+                _gather_into(self.rec, ids, torch.cat(out), self.y_all, W, rank)
+        if self.rec is not None:
+            self.rec.next_epoch()
+
+    def totals(self, loss_sum: torch.Tensor, correct: torch.Tensor) -> tuple[float, float]:
+        """The epoch's loss and correct predictions summed over all ranks."""
+        stats = torch.stack([loss_sum, correct.to(loss_sum.dtype)])
+        if self.world_size > 1:
+            dist.all_reduce(stats)
+        return float(stats[0]), float(stats[1])
+
+
+def fit_ddp(model, images, labels, epochs: int = 10, *, device=None, **options) -> TrainResult:
     """Distributed :func:`mislabel.train.fit`: call it on every rank with the same arguments.
 
     Parameters
     ----------
-    model, images, labels, epochs, lr, momentum, weight_decay, milestones, augment, record, seed, amp,
-    num_classes, test_images, test_labels, is_flipped, store_full, full_path, meta, progress
-        As in :func:`mislabel.train.fit` (``full_path`` is written by rank 0 only).
-    batch_size : int
-        The *global* batch size (as in ``fit``); each of the W ranks trains on
-        ``ceil(batch_size / W)`` samples per step, so ``lr`` keeps its meaning.
+    model, images, labels, epochs
+        As in :func:`mislabel.train.fit`.
     device : str or torch.device, optional
         This rank's device; default ``cuda:$LOCAL_RANK`` when CUDA is available, else CPU.
+    **options
+        The keyword arguments of :func:`mislabel.train.fit` other than ``device``,
+        ``recorder`` and ``cuda_graphs`` (:class:`mislabel.train.TrainOptions`),
+        with the same defaults. ``full_path`` is written by rank 0 only.
+        ``batch_size`` is the *global* batch size: each of the W ranks trains on
+        ``ceil(batch_size / W)`` samples per step, so ``lr`` keeps its meaning.
 
     Returns
     -------
@@ -152,92 +239,17 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, batch_size: int = 128, l
         On rank 0 with ``dynamics`` (N, epochs) in sample order; on other ranks
         ``dynamics`` is None. ``model`` is the trained module (not the DDP
         wrapper); ``history`` holds the global loss and accuracy.
+
+    Raises
+    ------
+    TypeError
+        For a keyword that is not an option.
+    ValueError, TrainingDivergedError
+        As :func:`mislabel.train.fit` raises them.
     """
-    rank, W = world()
-    images, y_np, N, C = check_inputs(images, labels, epochs, record, num_classes)
-    check_test(images, test_images, test_labels)
-    batch_size, lr, seed = check_settings(batch_size, lr, seed)
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    dev = resolve_device(device)
-    set_seed(seed)
-    model, model_name = build_model(model, images, C, dev)
-    use_amp = amp_enabled(amp, dev)
-    net = model
-    if W > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    norm, x_all, y_all, pad, flip, test = device_data(images, y_np, C, dev, augment,
-                                                      test_images if rank == 0 else None, test_labels)
-    has_test = test is not None
-    if has_test:
-        x_test, y_test = test
-    opt, sched = sgd(model, epochs, lr, momentum, weight_decay, milestones)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed) if rank == 0 else int(seed) + (rank << 32))
-    rec = None
-    if record is not None and rank == 0:
-        rec = DynamicsRecorder(N, num_classes=C, store_full=store_full, device=dev, check=False,
-                               capacity=epochs, full_path=full_path)
-    M = math.ceil(N / W) * W                      # padded epoch length
-    per_rank = math.ceil(batch_size / W)
-    gbatch = per_rank * W                         # global batch, a multiple of W
-    hist = {k: [] for k in ("epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds")}
-
-    bar = tqdm(range(epochs), desc=f"train {model_name} x{W}", disable=not progress or rank != 0, leave=False)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        net.train()
-        perm = torch.randperm(N, device=dev, generator=gen)
-        if W > 1:
-            dist.broadcast(perm, src=0)
-            perm = torch.cat([perm, perm[:M - N]])
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.int64)
-        seen_ids, seen_logits = [], []
-        for i in range(0, M, gbatch):
-            idx = perm[i:i + gbatch][rank::W]
-            logits, yb, loss = sgd_step(net, opt, x_all, y_all, idx, pad, flip, gen, use_amp)
-            with torch.no_grad():
-                loss_sum += loss * len(idx)
-                correct += (logits.argmax(1) == yb).sum()
-                if record == "train":
-                    seen_ids.append(idx)
-                    seen_logits.append(logits)
-        current_lr = opt.param_groups[0]["lr"]
-        sched.step()
-        if record == "train":
-            _gather_into(rec, torch.cat(seen_ids), torch.cat(seen_logits), y_all, W, rank)
-        elif record == "eval":
-            model.eval()
-            with torch.no_grad():
-                if W > 1:  # every rank evaluates with rank 0's weights *and* BatchNorm statistics
-                    for b in model.buffers():
-                        dist.broadcast(b, src=0)
-                share = M // W
-                ids = torch.arange(rank * share, (rank + 1) * share, device=dev) % N
-                lo, hi = rank * share, min((rank + 1) * share, N)
-                out = []
-                eb = eval_batch_size(dev)
-                for s in range(lo, hi, eb):
-                    out.append(forward(model, x_all[s:min(s + eb, hi)], use_amp))
-                if hi - lo < share:    # padding: the start of the set again
-                    out.append(forward(model, x_all[ids[max(hi - lo, 0):]], use_amp))
-                _gather_into(rec, ids, torch.cat(out), y_all, W, rank)
-        if rec is not None:
-            rec.next_epoch()
-        stats = torch.stack([loss_sum, correct.to(loss_sum.dtype)])
-        if W > 1:
-            dist.all_reduce(stats)
-        test_acc = _accuracy(model, x_test, y_test, use_amp) if has_test else float("nan")
-        log_epoch(hist, bar, epoch, current_lr, float(stats[0]) / M, float(stats[1]) / M, test_acc, t0)
-        check_finite(hist["train_loss"][-1], epoch, lr, model if epoch == epochs - 1 else None)
-    model.eval()
-
-    dyn = None
-    if rec is not None:
-        info = run_meta(model_name, epochs, record, seed, batch_size, lr, weight_decay, C, meta, world_size=W)
-        dyn = rec.result(labels=y_np, is_flipped=is_flipped, meta=info)
-    return TrainResult(dyn, model, hist, norm)
+    training = DistributedTraining(model, images, labels, epochs, TrainOptions.from_kwargs("fit_ddp", options),
+                                   device)
+    return training.result(training.run(), world_size=training.world_size)
 
 
 # --------------------------------------------------------------------------- command line

@@ -59,7 +59,7 @@ def cross_val_probs(model, images, labels, *, folds: int = 5, epochs: int = 10, 
     import torch
 
     from . import train as _train
-    from ._utils import as_int_labels
+    from ._validation import as_int_labels
 
     y = as_int_labels(labels, "labels")
     if not isinstance(folds, int) or folds < 2:
@@ -95,7 +95,7 @@ def cleanlab_scores(pred_probs: np.ndarray, labels) -> np.ndarray:
     """
     from cleanlab.rank import get_label_quality_scores
 
-    from ._utils import as_int_labels
+    from ._validation import as_int_labels
 
     y = as_int_labels(labels, "labels")
     p = np.asarray(pred_probs, dtype=np.float64)

@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._validation import check_num_classes
+
 MODELS = ("resnet32", "resnet20", "resnet56", "cnn", "mlp")
 
 
@@ -128,8 +130,7 @@ def build(name: str, in_channels: int = 3, num_classes: int = 10, image_size: in
     torch.nn.Module
         Maps float32 (B, C, H, W) to logits (B, num_classes).
     """
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    num_classes = check_num_classes(num_classes)
     if isinstance(image_size, (tuple, list)):
         if len(image_size) != 2:
             raise ValueError(f"image_size must be an int or a pair (H, W), got {image_size!r}")

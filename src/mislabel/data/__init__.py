@@ -57,7 +57,7 @@ import os
 
 import torch
 
-from .._utils import check_seed
+from .._validation import check_seed
 # the loaders, and names re-exported for callers and tests (private ones included)
 from .cifar import _CIFAR, _load_cifar, cifar_folder
 from .core import (

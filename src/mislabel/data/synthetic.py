@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._utils import check_positive_int, check_seed
+from .._validation import check_positive_int, check_seed
 from .core import ImageDataset
 
 _SYNTH_DEFAULT_SIZE = {"train": 2000, "test": 500}

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._utils import as_int_labels, check_positive_int, jsonable
+from .._utils import jsonable
+from .._validation import as_int_labels, check_num_classes, check_positive_int
 
 
 def check_recorder_args(num_samples, num_classes, store_full, full_path) -> bool:
@@ -28,10 +29,8 @@ def check_recorder_args(num_samples, num_classes, store_full, full_path) -> bool
         to be stored without ``num_classes``.
     """
     check_positive_int(num_samples, "num_samples", " (the size of the training set)")
-    if num_classes is not None and (isinstance(num_classes, (bool, np.bool_))
-                                    or not isinstance(num_classes, (int, np.integer)) or num_classes < 2):
-        raise ValueError(f"num_classes must be an integer >= 2 (or None to take it from the logits), "
-                         f"got {num_classes!r}")
+    if num_classes is not None:
+        check_num_classes(num_classes, hint=" (or None to take it from the logits)")
     if full_path is not None and Path(full_path).is_dir():
         raise ValueError(f"full_path {str(full_path)!r} is a folder; give the path of the .npy file to write, "
                          "e.g. folder/full.npy")

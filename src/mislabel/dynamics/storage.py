@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._utils import atomic_path, check_output_file, jsonable
+from .._utils import atomic_path, jsonable
+from .._validation import check_output_file
 
 FORMAT = "mislabel-dynamics"
 FORMAT_VERSION = 1

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._utils import as_int_labels
+from .._validation import as_int_labels
 from .storage import load_npz, write_npz
 
 

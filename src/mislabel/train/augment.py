@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._utils import as_int_labels
+from .._validation import as_int_labels
 
 __all__ = ["channel_stats", "to_float", "random_crop_flip", "default_augment", "batch", "device_data"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .._utils import as_int_labels, check_positive_int, check_seed
+from .._validation import as_int_labels, check_positive_int, check_seed
 
 __all__ = ["RECORD_MODES", "TrainingDivergedError", "check_inputs", "check_test", "check_settings", "check_finite"]
 

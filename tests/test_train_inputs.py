@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mislabel import _utils, cache, data, models, pipeline, train
+from mislabel import _utils, _validation, cache, data, models, pipeline, train
 from mislabel.dynamics import Dynamics
 
 FIT = dict(epochs=1, progress=False, device="cpu")
@@ -185,10 +185,10 @@ def test_nan_weights_after_the_last_step_are_caught():
 
 # --------------------------------------------------------------------------- 9. seeds
 def test_one_seed_checker():
-    assert _utils.check_seed(np.int64(3)) == 3 and type(_utils.check_seed(np.int64(3))) is int
+    assert _validation.check_seed(np.int64(3)) == 3 and type(_validation.check_seed(np.int64(3))) is int
     for bad in (True, -1, 1.0, "1", None):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
-            _utils.check_seed(bad)
+            _validation.check_seed(bad)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         data.make_synthetic(4, seed=True)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):

@@ -1,4 +1,7 @@
-"""Small shared helpers: seeding, devices, atomic file writes, input validation."""
+"""Small shared helpers: seeding, devices and CPU facts, atomic file writes, the repository root, JSON conversion.
+
+Input checks live in :mod:`mislabel._validation`.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -13,6 +16,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+
+from ._validation import check_seed
 
 
 def set_seed(seed: int) -> None:
@@ -117,38 +122,6 @@ def _cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def check_output_file(path: str | os.PathLike, example: str) -> Path:
-    """Refuse, before anything is written, a file path that cannot be written as a file.
-
-    Parameters
-    ----------
-    path : str or Path
-        Where a file is about to be written (missing folders above it may be created later).
-    example : str
-        A file name to suggest inside ``path`` when it is a folder, e.g. ``"dynamics.npz"``.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is an existing folder, or one of the folders above it is an existing file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give the path of a file to write, such as {path / example}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder; give a path whose "
-                                 f"folders are folders (e.g. {parent.parent / path.name})")
-            break
-    return path
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
@@ -193,81 +166,6 @@ def flush_denormal() -> Iterator[None]:
         _flush_state.depth = depth
         if supported:
             torch.set_flush_denormal(False)
-
-
-def as_int_labels(labels, name: str = "labels", num_classes: int | None = None) -> np.ndarray:
-    """Validate class labels and return them as a 1-D int64 NumPy array.
-
-    Raises
-    ------
-    ValueError
-        If ``labels`` is not 1-D, empty, not integer-valued, negative, or >= ``num_classes``.
-    """
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D of shape (N,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: need at least one sample")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} must hold integer class indices, got non-integer floats")
-    elif arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if arr.min() < 0:
-        raise ValueError(f"{name} has negative class index {arr.min()}; labels must be in [0, num_classes)")
-    if num_classes is not None and arr.max() >= num_classes:
-        raise ValueError(
-            f"{name} has class index {arr.max()} but num_classes={num_classes}; labels must be in [0, {num_classes})"
-        )
-    return arr
-
-
-def check_positive_int(value, name: str, hint: str = "") -> None:
-    """Raise ValueError unless ``value`` is a positive int or NumPy integer (a bool is refused).
-
-    Parameters
-    ----------
-    value : object
-    name : str
-        Argument name used in the error message.
-    hint : str
-        Appended to "must be a positive integer" in the message, e.g. " (the size of the training set)".
-
-    Raises
-    ------
-    ValueError
-        If ``value`` is not a positive integer.
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{hint}, got {value!r}")
-
-
-def check_seed(seed, name: str = "seed") -> int:
-    """Validate a random seed and return it as a Python int.
-
-    Parameters
-    ----------
-    seed : int or numpy integer
-        Non-negative. ``True``/``False`` are rejected (a bool is almost always a
-        mistaken argument, not a seed).
-    name : str
-        Argument name used in the error message.
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    ValueError
-        If ``seed`` is not a non-negative integer.
-    """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def find_repo_root(start: str | os.PathLike | None = None, markers=("pyproject.toml",),

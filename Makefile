@@ -1,9 +1,12 @@
 # Learning from Training Dynamics -- an executable reproduction.
 #
 #   make book        set up, execute every chapter, build the HTML book
-#   make test        set up, run the test suite
+#   make test        set up, run the test suite (every tier)
+#   make test TIER=unit   one tier: unit, smoke (chapters through papermill, smoke book build) or slow
 #   make smoke-book  same with MISLABEL_PROFILE=smoke (tiny runs), built into
 #                    _build/smoke/ so its cached outputs never mix with the full book
+#   make chapter CH=01 ARGS="-p noise_rate 0.6"
+#                    run one chapter with other parameters into runs/<chapter>/ (ARGS may add --name NAME)
 #   make benchmark   run every benchmark in benchmarks/ (results in benchmarks/results/)
 #   make clean       remove the built book
 
@@ -12,6 +15,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+TIER ?=
 BENCH_ARGS ?=
 JB_ARGS ?= -W -n --keep-going
 
@@ -21,7 +25,7 @@ VPY := $(VENV)/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup data test book smoke-book clean benchmark
+.PHONY: setup data test book smoke-book chapter clean benchmark
 
 setup: $(STAMP) data
 
@@ -43,7 +47,8 @@ data:
 	@bash scripts/get_data.sh
 
 test: setup
-	$(VPY) -m pytest -q $(PYTEST_ARGS)
+	@case "$(TIER)" in ''|unit|smoke|slow) ;; *) echo "TIER must be unit, smoke or slow (or unset for all), got '$(TIER)'"; exit 2;; esac
+	$(VPY) -m pytest -q tests/$(TIER) $(PYTEST_ARGS)
 
 # Jupyter Book re-executes a chapter only when its code cells change; a changed library (code or
 # shipped weights) clears that cache first, so the book never shows results of an older library.
@@ -56,6 +61,12 @@ smoke-book: setup
 	$(VPY) scripts/library_stamp.py _build/smoke/_build
 	MISLABEL_PROFILE=smoke $(VENV)/bin/jupyter-book build . --path-output _build/smoke $(JB_ARGS)
 	@echo "Book (smoke profile): $(abspath _build/smoke/_build/html/index.html)"
+
+# One chapter (notebooks/$(CH)_*.md) converted by jupytext and executed by papermill with ARGS (`-p NAME VALUE`,
+# `--name NAME`); the executed notebook and its metrics.json land in runs/<name>/ (see book/intro.md).
+chapter: setup
+	@test -n "$(CH)" || { echo 'usage: make chapter CH=01 ARGS="-p noise_rate 0.6"'; exit 2; }
+	$(VENV)/bin/mislabel-book run $(CH) $(ARGS)
 
 # Every benchmark (35-45 min on 2 cores, most of it the book build timing); on a shared machine use BENCH_ARGS="--threads 1".
 benchmark: setup

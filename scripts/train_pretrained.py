@@ -66,7 +66,7 @@ Every held-out row also scores the shipped detector *adapted* to that draw
 (``NoiseDetector.adapt`` with its defaults: one extra run of the same plain
 loop on the draw's labels with 20% more changed, seeds 1000 + the draw's).
 ``--rescore-only`` is for a change in how the shipped weights score (such as
-the memorisation guard, ``mislabel.pretrained.MEMORISATION_GUARD``), not in the
+the memorisation guard, ``mislabel.book.recipe.MEMORISATION_GUARD``), not in the
 weights. It records the card's draws again and re-measures everything the
 shipped detector's scores decide: the detector and each member, the adapted
 detector, the length study and the in-domain rows' shipped column. It keeps
@@ -101,6 +101,7 @@ import torch.nn.functional as F
 
 import mislabel
 from mislabel import baselines, metrics
+from mislabel.book import recipe
 from mislabel._utils import atomic_path, describe_cpu, set_seed
 
 WEIGHTS = Path(mislabel.__file__).parent / "weights"
@@ -172,7 +173,7 @@ def adapted(det, ds, dyn, flipped, *, model, epochs, lr, seed):
     tuned = copy.deepcopy(det).adapt(
         dyn, lambda labels: _plain_run(ds, labels, model=model, epochs=epochs, lr=lr, seed=ADAPT_SEED + seed),
         num_classes=ds.num_classes, seed=ADAPT_SEED + seed, progress=False,
-        workers=mislabel.pretrained.DETECTOR_WORKERS)
+        workers=recipe.DETECTOR_WORKERS)
     return metrics.evaluate(tuned.score(dyn), flipped), tuned.info["adapt"]["left_out"]
 
 
@@ -391,12 +392,12 @@ def in_domain(det, draws: int, *, dataset, split, subset, model, epochs, lr, fit
             for i, (noise, rate) in enumerate(runs)]
     own = mislabel.NoiseDetector(**{k: det.config[k] for k in ("hidden_size", "num_layers", "seq_len", "features",
                                                                "members")})
-    own.fit(dyns, epochs=detector_epochs or mislabel.pretrained.DETECTOR_EPOCHS, lr=mislabel.pretrained.DETECTOR_LR,
-            seed=mislabel.pretrained.DETECTOR_SEED, progress=False, workers=mislabel.pretrained.DETECTOR_WORKERS)
+    own.fit(dyns, epochs=detector_epochs or recipe.DETECTOR_EPOCHS, lr=recipe.DETECTOR_LR,
+            seed=recipe.DETECTOR_SEED, progress=False, workers=recipe.DETECTOR_WORKERS)
     # the shipped weights fine-tuned on the same runs (paper Sec 3.3; NoiseDetector.fine_tune's default lr, 0.3x)
     tuned = copy.deepcopy(det)
-    tuned.fine_tune(dyns, epochs=fine_tune_epochs, seed=mislabel.pretrained.DETECTOR_SEED, progress=False,
-                    workers=mislabel.pretrained.DETECTOR_WORKERS)
+    tuned.fine_tune(dyns, epochs=fine_tune_epochs, seed=recipe.DETECTOR_SEED, progress=False,
+                    workers=recipe.DETECTOR_WORKERS)
     rows = []
     for noise in ("symmetric", "asymmetric"):
         for rate in rates:
@@ -541,7 +542,7 @@ def main() -> None:
             ap.error(f"{modes[0]} needs detector.pt and detector.json in {out}; run without it first")
         old_card = json.loads(card_path.read_text())
         det = mislabel.NoiseDetector.load(out / "detector.pt")
-        det.config["memorisation_guard"] = mislabel.pretrained.MEMORISATION_GUARD   # the recipe's way of scoring
+        det.config["memorisation_guard"] = recipe.MEMORISATION_GUARD   # the recipe's way of scoring
     if a.verify:
         if a.draws > old_card.get("held_out_draws", 0):
             ap.error(f"--verify: the card has {old_card.get('held_out_draws')} draws per setting, "
@@ -567,8 +568,8 @@ def main() -> None:
         ap.error(f"--rescore-only measures the card's own draws: it has {old_card.get('held_out_draws')} per "
                  f"setting, pass --draws {old_card.get('held_out_draws')}")
     if not modes:
-        kw = dict(subset=600, recipe=mislabel.pretrained.RECIPE[:3], epochs=1, members=2) if a.quick else {}
-        det = mislabel.pretrained.train_reference(progress=not a.quick, **kw)
+        kw = dict(subset=600, recipe=recipe.RECIPE[:3], epochs=1, members=2) if a.quick else {}
+        det = recipe.train_reference(progress=not a.quick, **kw)
         print(f"trained in {time.time() - t0:.0f}s: " + "; ".join(
             f"member {i}: best epoch {st['best_epoch']}, val AP {st['best_val_ap']:.4f}"
             for i, st in enumerate(det.info["stages"])), flush=True)

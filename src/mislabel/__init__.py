@@ -20,13 +20,13 @@ import os as _os
 # imported before mislabel; an explicit user setting always wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import data, noise, models, metrics, dynamics, train, detector, baselines, cache, profiles, pipeline, pretrained, transfer  # noqa: E402
+from . import data, noise, models, metrics, dynamics, train, detector, baselines, methods, cache, pipeline, transfer  # noqa: E402
 from ._utils import set_seed, resolve_device  # noqa: E402
 from .dynamics import Dynamics, DynamicsRecorder  # noqa: E402
 from .detector import NoiseDetector, detect  # noqa: E402
 
 __all__ = [
     "__version__", "data", "noise", "models", "metrics", "dynamics", "train", "detector",
-    "baselines", "cache", "profiles", "pipeline", "pretrained", "transfer", "set_seed", "resolve_device", "Dynamics",
+    "baselines", "methods", "cache", "pipeline", "transfer", "set_seed", "resolve_device", "Dynamics",
     "DynamicsRecorder", "NoiseDetector", "detect",
 ]

@@ -20,7 +20,6 @@ import numpy as np
 
 from . import baselines as _baselines
 from . import metrics as _metrics
-from . import profiles as _profiles
 from .detector import NoiseDetector
 from .dynamics import Dynamics
 
@@ -90,38 +89,3 @@ def evaluate(scores: dict[str, np.ndarray], is_flipped) -> list[dict]:
     """:func:`mislabel.metrics.evaluate` per method, as rows ``{"method": ..., "map": ..., ...}``."""
     return [{"method": name, **_metrics.evaluate(s, is_flipped)} for name, s in scores.items()]
 
-
-def book_targets(cfg: dict) -> list[tuple[str, dict, str, float]]:
-    """Target settings of the book's transfer chapter for a profile dict.
-
-    Returns
-    -------
-    list of (name, profile overrides, noise kind, noise rate)
-        Each target is captured twice (noise draws 0 and 1) with the profile's
-        settings updated by the overrides. The source is the profile's data set and
-        model with 40% symmetric noise (chapter 2's detector). The other data set
-        (``transfer_dataset``) is used whole, up to the profile's preset sizes
-        (the rule of :func:`mislabel.profiles.get` for a data set the preset was
-        not sized for): scikit-learn digits whole, 8,000 images of CIFAR-10 with
-        the ``cpu`` profile.
-
-    Raises
-    ------
-    ValueError
-        ``cfg["transfer_dataset"]`` is the source data set itself.
-    """
-    target = cfg.get("transfer_dataset", "digits")
-    if target == cfg["dataset"]:
-        suggestion = "letter" if target != "letter" else "digits"
-        raise ValueError(f"transfer_dataset is the source data set itself ({target!r}): that is no transfer; pick "
-                         f"another one, e.g. transfer_dataset={suggestion!r}")
-    preset = _profiles.PROFILES.get(cfg.get("profile"), {})
-    lengths = _profiles.split_lengths(target)
-    sizes = {key: None if preset.get(key) is None or preset[key] >= n else int(preset[key])   # None: whole split
-             for key, n in lengths.items()}
-    other = "mlp" if cfg["model"] != "mlp" else "cnn"
-    return [
-        (f"{cfg['dataset']} → {target}", {"dataset": target, **sizes}, "symmetric", 0.3),
-        ("symmetric → asymmetric", {}, "asymmetric", 0.4),
-        (f"{cfg['model']} → {other}", {"model": other}, "symmetric", 0.4),
-    ]

@@ -10,6 +10,7 @@ import torch
 
 import mislabel
 from mislabel import baselines, metrics
+from mislabel.book import recipe
 from mislabel._utils import describe_cpu
 from mislabel.detector import resample
 
@@ -157,7 +158,7 @@ def test_model_card_numbers_present_and_meet_the_bar():
         assert min(lengths) <= 10 and {20, 40} <= lengths and max(lengths) >= 200, (ds, lengths)
     # the card's config is the shipped file's, memorisation guard included
     assert card["config"] == mislabel.NoiseDetector.pretrained().config
-    assert card["config"]["memorisation_guard"] is mislabel.pretrained.MEMORISATION_GUARD is True
+    assert card["config"]["memorisation_guard"] is recipe.MEMORISATION_GUARD is True
 
 
 def test_cleanlab_and_cross_val_baselines():
@@ -177,12 +178,12 @@ def test_cleanlab_and_cross_val_baselines():
 def test_recipe_entries_are_capture_arguments():
     import inspect
 
-    from mislabel import pipeline, pretrained
+    from mislabel import pipeline
 
     params = inspect.signature(pipeline.capture).parameters
     datasets = set()
-    for spec in pretrained.RECIPE:
-        kw = pretrained._spec(spec, 600)
+    for spec in recipe.RECIPE:
+        kw = recipe._spec(spec, 600)
         assert set(kw) <= set(params), set(kw) - set(params)
         assert kw["dataset"] in mislabel.data.DATASETS
         datasets.add(kw["dataset"])
@@ -192,8 +193,8 @@ def test_recipe_entries_are_capture_arguments():
     # the card records the same recipe the library defines
     card = json.loads((WEIGHTS / "detector.json").read_text())
     assert [(r["dataset"], r["noise"], r["rate"], r["epochs"], r["model"]) for r in card["training_data"]] == \
-        [(pretrained._spec(s, pretrained.SUBSET)["dataset"], s["noise"], s["rate"], s["epochs"], s["model"])
-         for s in pretrained.RECIPE]
+        [(recipe._spec(s, recipe.SUBSET)["dataset"], s["noise"], s["rate"], s["epochs"], s["model"])
+         for s in recipe.RECIPE]
 
 
 def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
@@ -202,7 +203,7 @@ def test_train_pretrained_script_quick_and_in_domain_only(tmp_path):
     import os
     import subprocess
     import sys
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train_pretrained.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_pretrained.py"
     env = dict(os.environ, MISLABEL_CACHE=str(tmp_path / "cache"))
     out = tmp_path / "weights"
 

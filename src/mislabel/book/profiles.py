@@ -80,7 +80,7 @@ def split_lengths(dataset: str) -> dict:
     dict
         ``{"subset": rows of the training split, "test_subset": rows of the test split}``.
     """
-    from . import data   # loads torch; only needed for a data set a preset was not sized for
+    from .. import data   # loads torch; only needed for a data set a preset was not sized for
 
     return {key: len(data.load(dataset, split)) for key, split in SIZES}
 

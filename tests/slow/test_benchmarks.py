@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "recorder_memory", "detector_speed",
            "gpu_throughput", "book_build"]
 #: guards against a hung script, not speed targets: the quick book benchmark builds the smoke book three times
@@ -16,7 +16,6 @@ SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "recorder_mem
 TIMEOUT = {"book_build": 900}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_benchmark_quick(name, tmp_path):
     out = tmp_path / f"{name}.json"

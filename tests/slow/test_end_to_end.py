@@ -4,7 +4,6 @@ import pytest
 import mislabel
 from mislabel import baselines, metrics, pipeline
 
-pytestmark = pytest.mark.slow
 
 
 def test_detector_finds_flips_on_a_fresh_noise_draw(tmp_path):

@@ -1,0 +1,230 @@
+"""Sentences and verdicts of chapters 1 to 5, computed from their results.
+
+Each function returns Markdown text that a chapter glues into its prose, so
+that what the prose says follows the numbers of the run it shows. The model
+card's sentences are in :mod:`mislabel.book.card_sentences`.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from . import profiles as _profiles
+from .tables import METRIC_LABELS, tally
+
+__all__ = ["listing", "observation_verdicts", "map_verdict", "comparison_sentence", "tally_text",
+           "high_asymmetric_sentence", "largest_gaps", "symmetric_verdict", "per_rate", "low_rate_means",
+           "profile_note", "fine_tune_per_target", "dna_adapt_text"]
+
+
+def listing(words: Iterable[str]) -> str:
+    """Join words as prose: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none)."""
+    words = list(words)
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+# --------------------------------------------------------------------------- chapter 1
+def observation_verdicts(late: Mapping, train_acc: float, ceiling: float) -> dict[str, str]:
+    """Whether the paper's observation on clean and mislabeled curves holds in a run (chapter 1).
+
+    Parameters
+    ----------
+    late : mapping
+        Output of :func:`mislabel.book.tables.late_epoch_contrast` (reads ``mean_lower`` and ``std_higher``).
+    train_acc : float
+        The classifier's final accuracy on the given (noisy) training labels.
+    ceiling : float
+        The share of correct training labels (see :func:`mislabel.book.tables.label_levels`); a training
+        accuracy more than 0.01 above it means the classifier memorises wrong labels.
+
+    Returns
+    -------
+    dict of str
+        ``mean_verdict`` and ``std_verdict`` (``"holds"`` or ``"does **not** hold"``), ``std_short``
+        (``"as in the paper"`` or ``"reversed"``) and ``memo_verdict`` (whether the classifier memorises).
+    """
+    memorising = train_acc > ceiling + 0.01
+    return {
+        "mean_verdict": "holds" if late["mean_lower"] else "does **not** hold",
+        "std_verdict": "holds" if late["std_higher"] else "does **not** hold",
+        "std_short": "as in the paper" if late["std_higher"] else "reversed",
+        "memo_verdict": "above the share of correct labels: it has started to memorise wrong labels" if memorising
+        else "no higher than the share of correct labels: it fits the correct labels and essentially none of the "
+             "wrong ones",
+    }
+
+
+# --------------------------------------------------------------------------- chapter 2
+def map_verdict(diff: float, tol: float = 0.002) -> str:
+    """The detector's mAP against AUM's: ``"above AUM's (+0.0100)"``, ``"below AUM's (...)"`` or
+    ``"level with AUM's (difference ...)"`` when ``|diff| <= tol``."""
+    if diff > tol:
+        return f"above AUM's ({diff:+.4f})"
+    if diff < -tol:
+        return f"below AUM's ({diff:+.4f})"
+    return f"level with AUM's (difference {diff:+.4f})"
+
+
+# --------------------------------------------------------------------------- chapter 3
+def comparison_sentence(diff: pd.DataFrame, kind: str, metric: str = "map", tol: float = 0.002) -> str:
+    """One sentence saying how the detector fares against AUM for one noise kind.
+
+    Parameters
+    ----------
+    diff : pandas.DataFrame
+        Output of :func:`mislabel.book.tables.method_comparison`.
+    kind : str
+        Noise kind to summarise.
+    metric : str
+        Metric column, default ``"map"``.
+    tol : float
+        Differences within ``tol`` count as ties.
+
+    Returns
+    -------
+    str
+        E.g. ``"the detector is ahead at 2 of 4 rates (0.6, 0.8), tied (within 0.002) at 1 and
+        behind at 1 (0.2); mean mAP difference +0.0040"``.
+    """
+    d = diff[diff["kind"] == kind]
+    if d.empty:
+        return f"no {kind} settings were run"
+    ahead = d[d[metric] > tol]
+    behind = d[d[metric] < -tol]
+    tied = len(d) - len(ahead) - len(behind)
+    fmt = lambda rows: ", ".join(f"{r:g}" for r in rows["rate"])  # noqa: E731
+    parts = [f"the detector is ahead at {len(ahead)} of {len(d)} rates" + (f" ({fmt(ahead)})" if len(ahead) else "")]
+    parts.append(f"tied (within {tol:g}) at {tied}")
+    parts.append(f"behind at {len(behind)}" + (f" ({fmt(behind)})" if len(behind) else ""))
+    label = METRIC_LABELS.get(metric, metric)
+    return ", ".join(parts[:-1]) + " and " + parts[-1] + f"; mean {label} difference {d[metric].mean():+.4f}"
+
+
+def tally_text(diff: pd.DataFrame, kind: str, max_rate: float | None = None) -> str:
+    """:func:`mislabel.book.tables.tally` over all metrics as words: ``"ahead in 3, level in 2 and behind in 1
+    of 6 comparisons"``."""
+    t = tally(diff, kind, max_rate=max_rate)
+    return f"ahead in {t['ahead']}, level in {t['tied']} and behind in {t['behind']} of {t['total']} comparisons"
+
+
+def high_asymmetric_sentence(table: pd.DataFrame) -> str:
+    """Both methods' mAP at the highest asymmetric rate above 0.5 of a :func:`~mislabel.book.runs.run_grid`
+    table, against a random ranking's; or that the run has no such rate."""
+    high = table[(table["kind"] == "asymmetric") & (table["rate"] > 0.5)]
+    if not len(high):
+        return "This run has no asymmetric rate above 0.5."
+    r = high["rate"].max()
+    at = high[high["rate"] == r].set_index("method")
+    return (f"At {r:g} asymmetric noise in this run, AUM reaches an mAP of {at.loc['AUM', 'map']:.3f} "
+            f"and the detector {at.loc['LSTM detector', 'map']:.3f}, where a random ranking would score {r:g}.")
+
+
+def largest_gaps(diff: pd.DataFrame, kind: str = "symmetric") -> str:
+    """The largest detector-minus-AUM difference in mAP and in ROC AUC among the rates of ``kind``, with the
+    rate each is at; or that the run has no rate of that kind."""
+    d = diff[diff["kind"] == kind]
+    if not len(d):
+        return f"this run has no {kind} rate"
+
+    def gap(metric):
+        row = d.loc[d[metric].abs().idxmax()]
+        return f"{row[metric]:+.3f} at {row['rate']:g}"
+
+    return f"the largest differences, detector minus AUM, are {gap('map')} in mAP and {gap('roc_auc')} in ROC AUC"
+
+
+def symmetric_verdict(diff: pd.DataFrame) -> str:
+    """Whether the detector is ever clearly (by more than 0.002) behind AUM under symmetric noise, in any
+    metric of :data:`~mislabel.book.tables.METRIC_LABELS`, with the largest lead and deficit."""
+    sym = diff[diff["kind"] == "symmetric"]
+    t_sym = tally(diff, "symmetric")
+    lead = float(sym[list(METRIC_LABELS)].max().max()) if len(sym) else float("nan")
+    if t_sym["behind"] == 0:
+        return f"the detector is never clearly worse than AUM under symmetric noise, and leads by at most {lead:+.3f}"
+    return (f"under symmetric noise the detector is behind AUM in {t_sym['behind']} of {t_sym['total']} comparisons "
+            f"(by up to {float(sym[list(METRIC_LABELS)].min().min()):+.3f}) and ahead in {t_sym['ahead']} "
+            f"(by up to {lead:+.3f})")
+
+
+def per_rate(diff: pd.DataFrame, kind: str, metric: str, max_rate: float = 1.0) -> str:
+    """Detector minus AUM in ``metric`` at each rate of ``kind`` below ``max_rate``: ``"+0.010 at 0.2, -0.003 at
+    0.4"``, or ``"no such rate was run"``."""
+    d = diff[(diff["kind"] == kind) & (diff["rate"] < max_rate)]
+    return ", ".join(f"{v:+.3f} at {r:g}" for r, v in zip(d["rate"], d[metric])) or "no such rate was run"
+
+
+def low_rate_means(table: pd.DataFrame) -> str:
+    """Mean mAP of both methods over the rates below 0.5, per noise kind: ``"mean mAP at rates below 0.5,
+    detector / AUM: symmetric 0.990 / 0.985, asymmetric ..."`` (kinds without such a rate are left out)."""
+    low = table[table.rate < 0.5].groupby(["kind", "method"])["map"].mean()
+    return "mean mAP at rates below 0.5, detector / AUM: " + ", ".join(
+        f"{kind} {low.loc[(kind, 'LSTM detector')]:.3f} / {low.loc[(kind, 'AUM')]:.3f}"
+        for kind in ("symmetric", "asymmetric") if (kind, "AUM") in low.index)
+
+
+def profile_note(cfg: Mapping, keys: Sequence[str] | None = None, **params) -> str:
+    """Whether the numbers of a chapter come from the rendered book's run, for a paragraph that describes it.
+
+    Parameters
+    ----------
+    cfg, keys, **params
+        As for :func:`mislabel.book.chapter.settings_note`.
+
+    Returns
+    -------
+    str
+        A plain sentence for the book's own run, an italic warning naming the profile otherwise.
+    """
+    if not _profiles.book_differences(dict(cfg), keys, **params):
+        return "The numbers above come from the default `cpu` profile, the run this paragraph describes."
+    return (f"*This page was built with other settings (profile `{cfg['profile']}`), so the numbers above are not "
+            "the ones this paragraph describes, which come from the default `cpu` profile.*")
+
+
+# --------------------------------------------------------------------------- chapter 4
+def fine_tune_per_target(table: pd.DataFrame) -> str:
+    """mAP of fine-tuned minus off-the-shelf per target of a :func:`~mislabel.book.runs.transfer_grid` table,
+    targets in alphabetical order: ``"a → b (30% symmetric) +0.012; ..."``."""
+    wide = table.pivot(index="target", columns="method", values="map")
+    gain = wide["fine-tuned"] - wide["off-the-shelf"]
+    noise_of = table.groupby("target")["noise"].first()
+    return "; ".join(f"{t} ({noise_of[t]}) {g:+.3f}" for t, g in gain.items())
+
+
+# --------------------------------------------------------------------------- chapter 5
+def dna_adapt_text(maps: Mapping[str, float], scored_epochs: int, epochs: int, left_out: int,
+                   cleanlab: str) -> str:
+    """What the shipped and the adapted detector reach on chapter 5's DNA run.
+
+    Parameters
+    ----------
+    maps : mapping of str to float
+        mAP per method, with keys ``"shipped detector"``, ``"shipped, whole run"``, ``"adapted detector"``,
+        ``"AUM"`` and ``cleanlab``.
+    scored_epochs : int
+        Epochs the shipped detector read (:meth:`NoiseDetector.scored_epochs`).
+    epochs : int
+        Epochs of the run.
+    left_out : int
+        Samples ``adapt`` kept out of the clean examples.
+    cleanlab : str
+        The key of cleanlab's mAP in ``maps``.
+
+    Returns
+    -------
+    str
+    """
+    m = maps
+    if scored_epochs < epochs:
+        text = (f"Off the shelf the detector read only the first {scored_epochs} of the {epochs} epochs here: "
+                "the memorisation guard (model card) saw the predictions settle and then change again as the wrong "
+                f"labels were learned, and the whole run left the detector unsure. That gives "
+                f"{m['shipped detector']:.3f} mAP, against {m['shipped, whole run']:.3f} for the whole run, "
+                f"{m['AUM']:.3f} for AUM and {m[cleanlab]:.3f} for cleanlab.")
+    else:
+        text = (f"Off the shelf the detector read the whole run (the memorisation guard of the model card did not "
+                f"step in) and reaches {m['shipped detector']:.3f} mAP, against {m['AUM']:.3f} for AUM and "
+                f"{m[cleanlab]:.3f} for cleanlab.")
+    return text + (f" One extra run and a few seconds of fine-tuning give {m['adapted detector']:.3f} "
+                   f"({left_out} samples it already suspected were kept out of the clean examples).")

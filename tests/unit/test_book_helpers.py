@@ -293,3 +293,17 @@ def test_cli_is_a_console_script():
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["mislabel-book"] == "mislabel.book.cli:main"
+
+
+def test_style_has_one_colour_per_method():
+    from mislabel import methods
+    from mislabel.book import style
+
+    # every registered method has a shown name with a colour, and the two detectors' colours are distinct
+    for name in methods.names():
+        assert style.color(name) == style.COLORS[style.METHOD_NAMES[name]]
+    assert style.color("AUM") == "tab:purple" and style.color("aum") == "tab:purple"
+    assert style.color("LSTM detector") != style.color("shipped detector")
+    assert style.palette(["clean", "mislabeled"]) == {"clean": "tab:blue", "mislabeled": "tab:red"}
+    with pytest.raises(KeyError, match="COLORS"):
+        style.color("a new method")

@@ -79,6 +79,10 @@ def test_book_builds_strictly_with_smoke_profile(tmp_path, smoke_cache_dir):
         assert "pasted-text" in text, f"{name} has no glued numbers"
         (tmp_path / "runs" / name / "metrics.json").is_file() or pytest.fail(f"{name}: no metrics.json")
     assert (html / "book" / "references.html").is_file()
+    # math is rendered by the MathJax copy inside the built book, never fetched from a CDN
+    assert (html / "_static" / "mathjax" / "MathJax.js").is_file()
+    intro = (html / "book" / "intro.html").read_text()
+    assert '_static/mathjax/MathJax.js?config=' in intro and not re.search(r"cdn\.|mathjax@3|https?://[^\"']*mathjax", intro)
     # the cache database of `execute_notebooks: cache` stays in the temporary build folder
     assert (out / "_build" / ".jupyter_cache").is_dir()
 

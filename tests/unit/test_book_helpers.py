@@ -307,3 +307,39 @@ def test_style_has_one_colour_per_method():
     assert style.palette(["clean", "mislabeled"]) == {"clean": "tab:blue", "mislabeled": "tab:red"}
     with pytest.raises(KeyError, match="COLORS"):
         style.color("a new method")
+
+
+def test_shipped_detector_pool():
+    from mislabel.book import recipe
+
+    # the shipped detector learned from the training splits of Fashion-MNIST (also rotated) and Satellite
+    assert recipe.pool_datasets() == {"fashion-mnist", "satellite"}
+    assert recipe.in_pool("fashion-mnist") and recipe.in_pool("fashion-mnist-rot", "train")
+    assert not recipe.in_pool("fashion-mnist", "test") and not recipe.in_pool("digits") and not recipe.in_pool("dna")
+    with pytest.raises(ValueError, match="split='test'"):
+        recipe.check_out_of_pool("fashion-mnist", "train")
+    recipe.check_out_of_pool("fashion-mnist", "test")
+    # chapter 4 marks its Fashion-MNIST targets and keeps them out of the shipped detector's summary
+    book = profiles.get("cpu")
+    marks = runs.shipped_in_pool(book, runs.transfer_targets(book))
+    assert marks == {"fashion-mnist → digits": False, "symmetric → asymmetric": True, "cnn → mlp": True}
+
+
+def test_no_chapter_grades_the_shipped_detector_on_its_pool():
+    # a chapter that loads a training split and scores it with the shipped detector must not load a pool data set
+    import re
+
+    from mislabel.book import recipe
+
+    for path in sorted(NOTEBOOK_DIR.glob("*.md")):
+        text = path.read_text()
+        if not re.search(r"mislabel\.detect\(|NoiseDetector\.pretrained\(|\"shipped\"", text):
+            continue
+        for name, split in re.findall(r"data\.load\(\"([\w-]+)\", split=\"(\w+)\"", text):
+            assert not recipe.in_pool(name, split), f"{path.name} grades the shipped detector on {name}/{split}"
+
+
+def test_tables_show_human_column_names():
+    t = pd.DataFrame({"method": ["AUM"], "map": [0.9], "roc_auc": [0.95], "precision_at_95": [0.5], "other": [1]})
+    shown = tables.human(t.set_index("method"))
+    assert list(shown.columns) == ["mAP", "ROC AUC", "Precision@95", "other"] and shown.index.name == "method"

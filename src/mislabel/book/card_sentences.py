@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import rules
 from .sentences import listing
 
 __all__ = ["members_text", "draw_spread_text", "symmetric_text", "bar_verdict", "guard_text", "guard_check_text",
@@ -142,11 +143,11 @@ def seed_text(ms: pd.DataFrame, seeds: list) -> str:
 
 def in_domain_verdict(indom: pd.DataFrame) -> str:
     """Under symmetric noise, data set by data set: does the recipe trained on the data set itself get clearly
-    (more than 0.001 mAP at every rate) past AUM, and what transfer costs; from
+    (ahead by the book's tie rule at every rate) past AUM, and what transfer costs; from
     :func:`~mislabel.book.card_tables.in_domain_table`."""
     insym = indom[indom["noise"].str.endswith(" symmetric")]
     in_names = list(dict.fromkeys(insym["data"]))
-    clear = [d for d in in_names if bool((insym["in-domain - AUM"][insym["data"] == d] > 0.001).all())]
+    clear = [d for d in in_names if bool((insym["in-domain - AUM"][insym["data"] == d]).pipe(rules.ahead).all())]
     rest = [d for d in in_names if d not in clear]
 
     def gaps(ds, col):   # "+0.0078 and +0.0042 on letter" (20% and 40%) per data set
@@ -167,13 +168,13 @@ def in_domain_verdict(indom: pd.DataFrame) -> str:
                      f"{gaps(rest, 'in-domain - AUM')} and the shipped detector fine-tuned on the same runs "
                      f"{gaps(rest, 'fine-tuned - AUM')}, where AUM reaches an mAP of {aum.min():.4f} to "
                      f"{aum.max():.4f}.")
-        if bool((best <= 0.001).all()) and aum.min() >= 0.99:
-            parts.append(f"Neither is more than 0.001 above AUM in any symmetric row there: AUM leaves only a "
+        if not bool(rules.ahead(best).any()) and aum.min() >= 0.99:
+            parts.append(f"Neither is more than {rules.TIE:g} above AUM in any symmetric row there: AUM leaves only a "
                          f"handful of flipped samples out of place, and the shipped detector's deficit "
                          f"({gaps(rest, 'shipped - AUM')}) is not a failure to transfer, as a detector of this kind "
                          "does not clearly pass AUM on that data even when it learns from the data set itself.")
-        elif bool((best <= 0.001).all()):
-            parts.append("Neither is more than 0.001 above AUM in any symmetric row there.")
+        elif not bool(rules.ahead(best).any()):
+            parts.append(f"Neither is more than {rules.TIE:g} above AUM in any symmetric row there.")
         else:
             parts.append("Fine-tuning the shipped detector on runs of the target data set gets it past AUM there.")
     return " ".join(parts)
@@ -221,10 +222,10 @@ def adapt_text(adapt: pd.DataFrame) -> str:
     if big.sum() > 1:
         text += f", and more than 0.01 on {listing(_at(i) for i in adapt.index[big] if i != gain.idxmax())}"
     text += "."
-    lost = gain < -0.001
+    lost = rules.behind(gain)
     asym = ~adapt.index.get_level_values("noise").str.endswith(" symmetric")
     if lost.any():
-        text += f" It loses more than 0.001 on {settings_text(lost)} (at most {gain.min():+.4f})"
+        text += f" It loses more than {rules.TIE:g} on {settings_text(lost)} (at most {gain.min():+.4f})"
         lead = float((sh - adapt["AUM"])[lost].min())
         text += (", all under asymmetric noise, which the added symmetric changes do not resemble"
                  + (f", and where the shipped detector is already at least {lead:.3f} mAP above AUM" if lead > 0

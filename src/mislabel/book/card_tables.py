@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import pipeline as _pipeline
+from . import rules
 from .tables import METRIC_LABELS
 
 __all__ = ["load_card", "member_stages", "config_table", "recipe_table", "held_out_table", "setting_labels",
@@ -150,15 +151,15 @@ def held_out_counts(wide: pd.DataFrame) -> dict:
     Returns
     -------
     dict
-        ``beats_aum`` (int, settings where it is more than 0.001 mAP above AUM), ``above_aum`` (int),
-        ``ties_aum`` (int, within 0.003 mAP of AUM), ``beats_cl`` (int, above cleanlab), ``rows`` (int),
+        ``beats_aum`` (int, settings where it is ahead of AUM by :mod:`~mislabel.book.rules`), ``above_aum`` (int),
+        ``ties_aum`` (int, level with AUM), ``beats_cl`` (int, above cleanlab), ``rows`` (int),
         ``worst_gap`` (float, its largest deficit to AUM) and ``sym_gap``, ``asym_gap`` (float, mean distance
         to AUM over the symmetric and the asymmetric settings).
     """
     d = wide["shipped detector"]
     sym = wide.index.get_level_values("noise").str.endswith(" symmetric")
-    return {"beats_aum": int((d > wide["AUM"] + 0.001).sum()), "above_aum": int((d > wide["AUM"]).sum()),
-            "ties_aum": int(((d - wide["AUM"]).abs() <= 0.003).sum()),
+    return {"beats_aum": int(rules.ahead(d - wide["AUM"]).sum()), "above_aum": int((d > wide["AUM"]).sum()),
+            "ties_aum": int(rules.level(d - wide["AUM"]).sum()),
             "beats_cl": int((d > wide["cleanlab (5-fold)"]).sum()), "rows": len(wide),
             "worst_gap": float((d - wide["AUM"]).min()), "sym_gap": float((d - wide["AUM"])[sym].mean()),
             "asym_gap": float((d - wide["AUM"])[~sym].mean())}

@@ -190,3 +190,28 @@ def train_reference(progress: bool = True, cache_dir=None, seq_len: int = SEQ_LE
         if "milestones" in row:
             row["milestones"] = list(row["milestones"])
     return det
+
+
+def pool_datasets(recipe=None) -> set[str]:
+    """The data sets whose *training* split fed the shipped detector (``fashion-mnist-rot`` holds Fashion-MNIST's
+    images, so it counts as ``fashion-mnist``)."""
+    return {_spec(spec, SUBSET)["dataset"].removesuffix("-rot") for spec in (recipe or RECIPE)}
+
+
+def in_pool(dataset: str, split: str = "train") -> bool:
+    """Whether samples of ``dataset``'s ``split`` were in the shipped detector's training pool."""
+    return split == "train" and str(dataset).lower().removesuffix("-rot") in pool_datasets()
+
+
+def check_out_of_pool(dataset: str, split: str = "train") -> None:
+    """Refuse to grade the shipped detector on images it was trained on.
+
+    Raises
+    ------
+    ValueError
+        If ``(dataset, split)`` is in the pool: use the test split, or another data set.
+    """
+    if in_pool(dataset, split):
+        raise ValueError(f"dataset {dataset!r}, split {split!r} is in the shipped detector's training pool "
+                         f"({', '.join(sorted(pool_datasets()))}, training splits): grade it on split='test' or "
+                         "on another data set")

@@ -192,6 +192,14 @@ def transfer_targets(cfg: Mapping) -> list[tuple[str, dict, str, float]]:
     ]
 
 
+def shipped_in_pool(cfg: Mapping, targets) -> dict[str, bool]:
+    """For each target of :func:`transfer_targets`: whether its images were in the shipped detector's training
+    pool (:func:`mislabel.book.recipe.in_pool`), so its *shipped* column is not a held-out result."""
+    from .recipe import in_pool
+
+    return {name: in_pool(overrides.get("dataset", cfg["dataset"]), "train") for name, overrides, _, _ in targets}
+
+
 def transfer_grid(cfg: Mapping, source: NoiseDetector, targets, *, fine_tune_lr: float = 0.003,
                   seed: int = 0) -> pd.DataFrame:
     """Every method of :func:`mislabel.transfer.compare` on every target of :func:`transfer_targets`.

@@ -11,6 +11,7 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from . import profiles as _profiles
+from .rules import TIE
 from .tables import METRIC_LABELS, tally
 
 __all__ = ["listing", "observation_verdicts", "map_verdict", "comparison_sentence", "tally_text",
@@ -56,7 +57,7 @@ def observation_verdicts(late: Mapping, train_acc: float, ceiling: float) -> dic
 
 
 # --------------------------------------------------------------------------- chapter 2
-def map_verdict(diff: float, tol: float = 0.002) -> str:
+def map_verdict(diff: float, tol: float = TIE) -> str:
     """The detector's mAP against AUM's: ``"above AUM's (+0.0100)"``, ``"below AUM's (...)"`` or
     ``"level with AUM's (difference ...)"`` when ``|diff| <= tol``."""
     if diff > tol:
@@ -67,7 +68,7 @@ def map_verdict(diff: float, tol: float = 0.002) -> str:
 
 
 # --------------------------------------------------------------------------- chapter 3
-def comparison_sentence(diff: pd.DataFrame, kind: str, metric: str = "map", tol: float = 0.002) -> str:
+def comparison_sentence(diff: pd.DataFrame, kind: str, metric: str = "map", tol: float = TIE) -> str:
     """One sentence saying how the detector fares against AUM for one noise kind.
 
     Parameters
@@ -135,7 +136,7 @@ def largest_gaps(diff: pd.DataFrame, kind: str = "symmetric") -> str:
 
 
 def symmetric_verdict(diff: pd.DataFrame) -> str:
-    """Whether the detector is ever clearly (by more than 0.002) behind AUM under symmetric noise, in any
+    """Whether the detector is ever clearly (by more than :data:`~mislabel.book.rules.TIE`) behind AUM under symmetric noise, in any
     metric of :data:`~mislabel.book.tables.METRIC_LABELS`, with the largest lead and deficit."""
     sym = diff[diff["kind"] == "symmetric"]
     t_sym = tally(diff, "symmetric")
@@ -228,3 +229,44 @@ def dna_adapt_text(maps: Mapping[str, float], scored_epochs: int, epochs: int, l
                 f"{m[cleanlab]:.3f} for cleanlab.")
     return text + (f" One extra run and a few seconds of fine-tuning give {m['adapted detector']:.3f} "
                    f"({left_out} samples it already suspected were kept out of the clean examples).")
+
+
+def metric_disagreement(results: pd.DataFrame, method: str) -> str:
+    """Where another metric than mAP disagrees with mAP's verdict on ``method``.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per method (column ``method``) with the columns of :data:`~mislabel.book.tables.METRIC_LABELS`.
+    method : str
+        The method the chapter's headline is about.
+
+    Returns
+    -------
+    str
+        ``""`` when every metric ranks ``method`` against each other method as mAP does (ahead, level or
+        behind, by :mod:`~mislabel.book.rules`); otherwise one sentence per disagreement, e.g.
+        ``"By Precision@95, AUM is ahead of the shipped detector (0.520 against 0.480)."``.
+    """
+    from . import rules
+
+    res = results.set_index("method")
+    if method not in res.index:
+        raise ValueError(f"method {method!r} is not in the results ({', '.join(res.index)})")
+    out = []
+    for other in res.index.drop(method):
+        headline = rules.call(res.loc[method, "map"] - res.loc[other, "map"])
+        for metric, label in METRIC_LABELS.items():
+            if metric == "map":
+                continue
+            call = rules.call(res.loc[method, metric] - res.loc[other, metric])
+            if call == headline:
+                continue
+            a, b = float(res.loc[method, metric]), float(res.loc[other, metric])
+            if call == "level":
+                out.append(f"By {label}, {method} and {other} are level ({a:.3f} and {b:.3f}).")
+            elif call == "ahead":
+                out.append(f"By {label}, the {method} is ahead of {other} ({a:.3f} against {b:.3f}).")
+            else:
+                out.append(f"By {label}, {other} is ahead of the {method} ({b:.3f} against {a:.3f}).")
+    return " ".join(out)

@@ -24,6 +24,10 @@ COLORS: dict[str, str] = {
     "shipped detector": "tab:olive",
     "shipped": "tab:olive",
     "adapted": "#6b8e23",
+    "adapted detector": "#6b8e23",
+    "detector (as shipped)": "tab:olive",
+    "detector, whole run": "#c7c75a",
+    "detector, raw length": "#8a8a1f",
     # the paper's other rows (Tables 1-3)
     "AUM": "tab:purple",
     "AUM (threshold samples)": "#9467bd",

@@ -12,6 +12,8 @@ import pandas as pd
 
 from .. import metrics as _metrics
 from ..dynamics import Dynamics, _row_index
+from . import rules
+from .rules import TIE
 
 __all__ = ["METHODS", "METRIC_LABELS", "epoch_summary", "late_epoch_contrast", "long_probs", "pick_trajectories",
            "label_levels", "transition_matrix", "evaluate_methods", "metrics_long", "method_comparison",
@@ -22,6 +24,19 @@ METHODS = ("LSTM detector", "AUM")
 
 #: Column name -> display name of the detection metrics (paper, Appendix A).
 METRIC_LABELS = {"map": "mAP", "roc_auc": "ROC AUC", "precision_at_95": "Precision@95"}
+
+#: how a table shows the library's column names
+COLUMN_NAMES = {**METRIC_LABELS, "precision_at_k": "Precision@k", "k": "k (flipped samples)", "n": "samples",
+                "noise_rate": "noise rate", "train_loss": "training loss", "val_ap": "validation AP",
+                "val_loss": "validation loss", "method": "method", "epoch": "epoch", "rate": "noise rate",
+                "kind": "noise", "seconds": "seconds"}
+
+
+def human(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its columns (and index names) renamed by :data:`COLUMN_NAMES`; other names are kept."""
+    out = table.rename(columns=COLUMN_NAMES)
+    out.index = out.index.set_names([COLUMN_NAMES.get(n, n) for n in out.index.names])
+    return out
 
 
 # --------------------------------------------------------------------------- chapter 1: dynamics summaries
@@ -288,7 +303,7 @@ def grid_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def tally(diff: pd.DataFrame, kind: str, metrics: Sequence[str] = tuple(METRIC_LABELS), max_rate: float | None = None,
-          tol: float = 0.002) -> dict:
+          tol: float = TIE) -> dict:
     """Count the (rate, metric) comparisons the detector wins, ties and loses for one noise kind.
 
     Parameters
@@ -318,20 +333,23 @@ def tally(diff: pd.DataFrame, kind: str, metrics: Sequence[str] = tuple(METRIC_L
     return {"ahead": ahead, "tied": int(values.size) - ahead - behind, "behind": behind, "total": int(values.size)}
 
 
-def transfer_summary(table: pd.DataFrame) -> dict:
+def transfer_summary(table: pd.DataFrame, in_pool: Mapping[str, bool] | None = None) -> dict:
     """The numbers the transfer chapter's prose quotes, from a :func:`~mislabel.book.runs.transfer_grid` table.
 
     Returns
     -------
     dict
         ``ft_gain_mean`` (float, mean mAP of fine-tuned minus off-the-shelf over targets), ``ft_better`` (int,
-        targets where fine-tuning gained more than 0.001), ``targets`` (int), ``ots_min``, ``ots_max`` (float,
+        targets where fine-tuning gained more than :data:`~mislabel.book.rules.TIE`), ``targets`` (int), ``ots_min``, ``ots_max`` (float,
         off-the-shelf mAP range), ``gap_mean`` (float, mean mAP of in-domain minus off-the-shelf) and
-        ``shipped_vs_aum`` (int, targets where the shipped detector is more than 0.001 above AUM).
+        ``shipped_vs_aum`` (int, held-out targets where the shipped detector is more than ``TIE`` above AUM) and
+        ``shipped_targets`` (int, the targets that are held out for the shipped detector: not in ``in_pool``,
+        ``{target: bool}`` from :func:`~mislabel.book.runs.shipped_in_pool`; all when it is None).
     """
     wide = table.pivot(index="target", columns="method", values="map")
     gain = wide["fine-tuned"] - wide["off-the-shelf"]
-    return {"ft_gain_mean": float(gain.mean()), "ft_better": int((gain > 0.001).sum()), "targets": len(wide),
+    held = wide[[not (in_pool or {}).get(t, False) for t in wide.index]]
+    return {"ft_gain_mean": float(gain.mean()), "ft_better": int(rules.ahead(gain).sum()), "targets": len(wide),
             "ots_min": float(wide["off-the-shelf"].min()), "ots_max": float(wide["off-the-shelf"].max()),
             "gap_mean": float((wide["in-domain"] - wide["off-the-shelf"]).mean()),
-            "shipped_vs_aum": int((wide["shipped"] > wide["AUM"] + 0.001).sum())}
+            "shipped_vs_aum": int(rules.ahead(held["shipped"] - held["AUM"]).sum()), "shipped_targets": len(held)}

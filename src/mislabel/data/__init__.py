@@ -65,6 +65,7 @@ from .core import (
     check_md5, file_md5,
 )
 from .digits import _load_digits
+from .indexed import WithIndex
 from .fashion_mnist import (
     _FMNIST_FILES, _FMNIST_SYSTEM_DIR, _ROT_SEED, FASHION_MNIST_CLASSES, FASHION_MNIST_URL, _load_fashion_mnist,
     _quarter_turns, _read_idx, fashion_mnist_folder,
@@ -75,6 +76,7 @@ from .uci import _MLBENCH, _MLBENCH_FEATURES, _MLBENCH_SYSTEM_DIR, _load_mlbench
 __all__ = [
     "DATASETS",
     "ImageDataset",
+    "WithIndex",
     "load",
     "fashion_mnist_folder",
     "cifar_folder",

@@ -7,7 +7,7 @@ the package and, when the hash differs from the one recorded by the previous
 build, removes the execution cache and Sphinx's saved environment (which
 would otherwise skip reading chapters whose files did not change), so that
 every chapter runs again with the new library. (Classifier and detector runs stay cached in ``.cache/mislabel``
-under keys of their own.)
+under keys that hold the same digest, so they are recomputed too.)
 
     python scripts/library_stamp.py _build            # before `jupyter-book build .`
     python scripts/library_stamp.py _build/smoke/_build
@@ -15,11 +15,12 @@ under keys of their own.)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import sys
 from pathlib import Path
+
+from mislabel.cache import package_digest
 
 STAMP = ".library_stamp"
 #: what a build keeps between runs: executed notebooks, Sphinx's parsed documents, their outputs
@@ -27,16 +28,9 @@ CLEARED = (".jupyter_cache", ".doctrees", "jupyter_execute")
 
 
 def library_hash(package: Path) -> str:
-    """SHA-256 over the relative path and bytes of every file under ``package`` (bytecode excluded)."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in Path(package).rglob("*") if p.is_file()):
-        rel = path.relative_to(package).as_posix()
-        if "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo")):
-            continue
-        h.update(rel.encode() + b"\0")
-        h.update(path.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()
+    """SHA-256 over the relative path and bytes of every file under ``package`` (bytecode excluded): the
+    library's :func:`mislabel.cache.package_digest`, the same digest its cache keys hold."""
+    return package_digest(package)
 
 
 def clear(build_dir) -> None:

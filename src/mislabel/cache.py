@@ -1,9 +1,14 @@
 """On-disk cache for expensive results (captured dynamics, trained detectors).
 
 Each entry lives in ``<cache_dir>/<kind>/<key>/`` where ``key`` is a SHA-256
-of every input that affects the result plus the library version, so a changed
-parameter can never return a stale result. Entries are written to a temporary
-folder and renamed into place, so an interrupted run leaves nothing behind.
+of every input that affects the result plus :func:`library_digest` (a digest of
+the library's source and shipped weights), so a changed parameter or changed
+code can never return a stale result. Entries are written to a temporary
+folder and renamed into place, with a manifest of their files' sizes and
+digests (``manifest.json``); a hit whose files no longer match it (a truncated,
+deleted or edited file) is recomputed with a warning. One process computes a
+key at a time (a lock in ``<cache_dir>/.locks``); the others wait for its
+entry. A cache folder that cannot be written is skipped with a warning.
 
 The cache folder is ``$MISLABEL_CACHE`` when set, otherwise ``.cache/mislabel``
 under the nearest parent folder holding ``pyproject.toml`` or ``_toc.yml``
@@ -11,17 +16,41 @@ under the nearest parent folder holding ``pyproject.toml`` or ``_toc.yml``
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from ._utils import find_repo_root
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+# what reading a damaged entry may raise (a missing, truncated or garbled file)
+_DAMAGE = (OSError, ValueError, KeyError, EOFError, RuntimeError, TypeError, AttributeError)
+
+
+class Fetched(NamedTuple):
+    """What :func:`fetch` returns."""
+
+    value: object
+    """``load(folder)`` (the folder itself without ``load``)."""
+    folder: Path | None
+    """The entry, or None when the cache folder could not be written."""
+    hit: bool
+    """True when the entry was there already (made earlier or by another process meanwhile)."""
 
 
 def default_dir() -> Path:
@@ -33,10 +62,44 @@ def default_dir() -> Path:
     return repo / ".cache" / "mislabel" if repo is not None else Path.home() / ".cache" / "mislabel"
 
 
+def package_digest(package) -> str:
+    """SHA-256 over the relative path and bytes of every file under ``package`` (bytecode excluded).
+
+    Parameters
+    ----------
+    package : str or Path
+        A folder, e.g. ``src/mislabel``.
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
+    package = Path(package)
+    h = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.is_file()):
+        rel = path.relative_to(package).as_posix()
+        if "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo")):
+            continue
+        h.update(rel.encode() + b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@functools.cache
+def library_digest() -> str:
+    """:func:`package_digest` of this library's folder (its code and shipped weights), once per process.
+
+    Part of every cache key, so that entries made by other code are never returned; the book's
+    ``scripts/library_stamp.py`` uses the same digest to re-execute its chapters.
+    """
+    return package_digest(Path(__file__).resolve().parent)
+
+
 def key_of(params: dict) -> str:
-    """Stable hex digest of a JSON-serialisable parameter dict (includes the library version)."""
-    from . import __version__
-    blob = json.dumps({"params": params, "library_version": __version__}, sort_keys=True, default=str)
+    """Stable hex digest of a JSON-serialisable parameter dict and :func:`library_digest`."""
+    blob = json.dumps({"params": params, "library": library_digest()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -68,6 +131,162 @@ def digest(*arrays) -> str:
     return h.hexdigest()
 
 
+def _file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {p.name: {"size": p.stat().st_size, "blake2b": _file_digest(p)}
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps(files, indent=1))
+
+
+def _damage(folder: Path, load: Callable[[Path], object] | None):
+    """(None, loaded value) for an intact entry, else (what is wrong, None)."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())
+        for name, want in files.items():
+            p = folder / name
+            if not p.is_file():
+                return f"{name} is missing", None
+            if p.stat().st_size != want["size"] or _file_digest(p) != want["blake2b"]:
+                return f"{name} was changed or cut short", None
+        return None, (load(folder) if load is not None else folder)
+    except _DAMAGE as exc:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())}", None
+
+
+def _say(text: str, progress: bool) -> None:
+    """One line to the ``mislabel.cache`` logger, and to stderr (through tqdm) when ``progress`` is on."""
+    log.info(text)
+    if progress:
+        from tqdm.auto import tqdm
+        tqdm.write(text, file=sys.stderr)
+
+
+def _discard(folder: Path) -> None:
+    """Move an entry out of the way (atomically), then delete it."""
+    aside = folder.with_name(f".{folder.name}.damaged.{os.getpid()}")
+    try:
+        os.replace(folder, aside)
+    except OSError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_leftovers(parent: Path, key: str) -> None:
+    """Remove temporary folders of ``key`` that a killed process left (only the lock holder calls this)."""
+    for p in parent.glob(f".{key}.*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _without_cache(kind, compute, validate, load, scratch, root, exc) -> Fetched:
+    warnings.warn(f"cache folder {root} cannot be written ({exc.strerror or exc}); computing {kind} without "
+                  "the cache. Set MISLABEL_CACHE to a folder you can write, or turn the cache off "
+                  "(cache=False, --no-cache)", stacklevel=4)
+    tmp = Path(tempfile.mkdtemp(prefix=f"mislabel-{kind}-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    work = None
+    if scratch:
+        work = tmp / ".work"
+        work.mkdir()
+    (compute(tmp, work) if scratch else compute(tmp))
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    if validate is not None:
+        validate(tmp)
+    return Fetched(load(tmp) if load is not None else tmp, None, False)
+
+
+def fetch(kind: str, params: dict, compute: Callable, cache_dir=None, validate: Callable[[Path], None] | None = None,
+          load: Callable[[Path], object] | None = None, progress: bool = False,
+          scratch: bool = False) -> Fetched:
+    """``load`` of the entry for ``params``, computing it on a miss; see :func:`cached`.
+
+    Parameters
+    ----------
+    kind, params, cache_dir, validate
+        As in :func:`cached`.
+    compute : callable(folder) or callable(folder, work)
+        Writes the result files into ``folder``; with ``scratch``, ``work`` is a folder of the
+        cache kept across interrupted attempts at the same key (for checkpoints), removed once
+        the entry is made.
+    load : callable(folder) -> object, optional
+        Reads the entry; what it raises on a damaged entry (OSError, ValueError, ...) makes the
+        entry count as damaged.
+    progress : bool
+        Also say a hit, or a wait for another process, on stderr (always to the
+        ``mislabel.cache`` logger).
+
+    Returns
+    -------
+    Fetched
+        ``(value, folder, hit)``; ``folder`` is None when the cache folder could not be written
+        (the result was computed in a temporary folder, with a warning).
+
+    Warns
+    -----
+    UserWarning
+        When an entry is damaged (it is computed again) or the cache folder cannot be written.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_dir()
+    key = key_of(params)
+    final = root / kind / key
+    if (final / MANIFEST).is_file():
+        problem, value = _damage(final, load)
+        if problem is None:
+            _say(f"mislabel: cache hit, {kind} {key} read from {final}", progress)
+            return Fetched(value, final, True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (root / ".locks").mkdir(exist_ok=True)
+        lock = FileLock(root / ".locks" / f"{kind}-{key}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            _say(f"mislabel: waiting for another process computing {kind} {key} in {root}", progress)
+            lock.acquire()
+    except OSError as exc:
+        return _without_cache(kind, compute, validate, load, scratch, root, exc)
+    try:
+        if final.exists():   # made by another process meanwhile, or damaged
+            problem, value = _damage(final, load)
+            if problem is None:
+                _say(f"mislabel: cache hit, {kind} {key} read from {final}", progress)
+                return Fetched(value, final, True)
+            warnings.warn(f"cache entry {final} is damaged ({problem}); computing it again", stacklevel=3)
+            _discard(final)
+        _remove_leftovers(final.parent, key)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        except OSError as exc:
+            return _without_cache(kind, compute, validate, load, scratch, root, exc)
+        try:
+            if scratch:
+                work = root / ".runs" / f"{kind}-{key}"   # kept across interrupted attempts
+                work.mkdir(parents=True, exist_ok=True)
+                compute(tmp, work)
+            else:
+                compute(tmp)
+            if validate is not None:
+                validate(tmp)
+            (tmp / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
+            _write_manifest(tmp)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        if scratch:
+            shutil.rmtree(work, ignore_errors=True)
+        return Fetched(load(final) if load is not None else final, final, False)
+    finally:
+        lock.release()
+
+
 def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=None,
            validate: Callable[[Path], None] | None = None) -> Path:
     """Return the folder holding the result for ``params``, computing it on a miss.
@@ -90,25 +309,13 @@ def cached(kind: str, params: dict, compute: Callable[[Path], None], cache_dir=N
     Returns
     -------
     pathlib.Path
-        Folder containing the files ``compute`` wrote, plus ``params.json``.
+        Folder containing the files ``compute`` wrote, plus ``params.json`` and
+        ``manifest.json``. When the cache folder cannot be written: a temporary
+        folder, removed when the process exits (with a warning naming ``MISLABEL_CACHE``).
+
+    Warns
+    -----
+    UserWarning
+        When an entry is damaged (it is computed again) or the cache folder cannot be written.
     """
-    root = Path(cache_dir) if cache_dir is not None else default_dir()
-    final = root / kind / key_of(params)
-    if (final / "params.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        compute(tmp)
-        if validate is not None:
-            validate(tmp)
-        (tmp / "params.json").write_text(json.dumps(params, indent=1, sort_keys=True, default=str))
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep theirs
-            if not (final / "params.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return fetch(kind, params, compute, cache_dir=cache_dir, validate=validate).folder

@@ -5,18 +5,19 @@ Every subcommand prints a one-line error and exits with status 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .cli_outputs import CLIError, check_out_dir, check_out_file, locked, refuse_derived, refuse_inputs, staging
+from .cli_outputs import one_line as _one_line
+from .cli_outputs import remove_empty, writing as _writing
 
 #: detect's hint to adapt the detector appears when it flags (score >= 0.5) fewer than this share of the
 #: labels expected to be wrong: the model card's sign of data the detector is unsure of (on DNA it flagged
@@ -24,10 +25,6 @@ import numpy as np
 FAR_FEWER = 0.5
 
 _SCORES_CSV = "a scores CSV written by `mislabel detect` (columns rank, index, given_label, score)"
-
-
-class CLIError(Exception):
-    """Bad input, reported by :func:`main` as one line with exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,10 +63,6 @@ def _share(text: str) -> float:
     return value
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _check_device(device) -> None:
     """Refuse, before any work, a --device this machine cannot use (:func:`mislabel._utils.resolve_device`)."""
     from ._utils import resolve_device
@@ -77,44 +70,6 @@ def _check_device(device) -> None:
         resolve_device(device)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-
-
-def _check_parents(path: Path, flag: str) -> None:
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise CLIError(f"{flag} {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise CLIError(f"{flag} {path}: no permission to write in {parent}")
-            return
-
-
-def _check_out_file(path, example: str, flag: str = "--out") -> None:
-    """Refuse, before any work, an output file path that cannot be written (e.g. an existing folder)."""
-    p = Path(path)
-    if p.is_dir():
-        raise CLIError(f"{flag} {path} is a folder; give the path of a file, e.g. {p / example}")
-    _check_parents(p, flag)
-
-
-def _check_out_dir(path, names, flag: str = "--out") -> None:
-    """Refuse, before any work, an output folder that cannot be written."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise CLIError(f"{flag} {path} is an existing file; capture writes a folder ({', '.join(names)}) there")
-    for name in names:
-        if (p / name).is_dir():
-            raise CLIError(f"{flag} {path}: {p / name} is a folder, so capture cannot write its {name} there")
-    _check_parents(p / names[0], flag)
-
-
-@contextlib.contextmanager
-def _writing(path):
-    """Report a failed write with the user's path (not the temporary file's) as one line."""
-    try:
-        yield
-    except OSError as exc:
-        raise CLIError(f"cannot write {path} ({exc.strerror or _one_line(exc)})") from exc
 
 
 # what reading a user-supplied file may raise on a foreign, corrupt or unreadable file
@@ -143,72 +98,45 @@ def _load_detector(path):
                  NoiseDetector.load)
 
 
-@contextlib.contextmanager
-def _staging(out: Path):
-    """Yield a temporary folder whose files land in the folder ``out`` only if the body succeeds.
-
-    When ``out`` does not exist, the temporary folder is made next to it and renamed to ``out`` at the
-    end. When it exists, the temporary folder is made inside it (the same file system, and a folder the
-    user can write to) and each of its files replaces the one of the same name in ``out``, one rename per
-    file, ``dynamics.npz`` last (so a run interrupted between those renames still shows its earlier
-    dynamics); other files there are left alone. When writing into the temporary folder fails, it is
-    removed and ``out`` is untouched, so a failed run never mixes its files with an earlier run's (and
-    parent folders made for it are removed again).
-    """
-    real = Path(os.path.realpath(out))   # through symlinks: renames stay on one file system
-    existed = real.is_dir()
-    made = [] if existed else [q for q in real.parents if not q.exists()]   # nearest first
-    tmp = None
-    try:
-        with _writing(out):
-            if not existed:
-                real.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".tmp",
-                                        dir=real if existed else real.parent))
-        yield tmp
-        with _writing(out):
-            if existed:
-                for f in sorted(tmp.iterdir(), key=lambda f: (f.name == "dynamics.npz", f.name)):
-                    os.replace(f, real / f.name)
-            else:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes 0700; give the usual permissions
-                os.rename(tmp, real)
-        made = []   # they hold the output now
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)   # gone already after a successful rename
-        _remove_empty(made)
-
-
-def _remove_empty(folders) -> None:
-    """Remove ``folders`` (nearest first) while they are empty."""
-    for q in folders:
-        try:
-            q.rmdir()
-        except OSError:
-            return
+#: capture's checkpoint folder inside --out, while a capture runs (removed once its files are written)
+CHECKPOINT_DIR = ".checkpoint"
 
 
 def _capture(a) -> None:
+    import os
     from . import pipeline
+    from .train.checkpoint import CheckpointError
     names = ("dynamics.npz", "meta.json", "history.csv")
     _check_device(a.device)
-    _check_out_dir(a.out, names)
+    check_out_dir(a.out, names)
     out = Path(a.out)
-    cap = pipeline.capture(a.dataset, subset=a.subset, data_seed=a.data_seed, noise=a.noise, rate=a.rate,
-                           noise_seed=a.noise_seed, underlying_rate=a.underlying_rate, mapping=a.mapping,
-                           model=a.model, epochs=a.epochs, record=a.record, seed=a.seed, batch_size=a.batch_size,
-                           lr=a.lr, weight_decay=a.weight_decay, test_subset=a.test_subset, root=a.root,
-                           device=a.device, amp=a.amp, progress=not a.quiet, cache=not a.no_cache)
-    with _staging(out) as tmp:   # all three files or none: a failed write leaves the previous run whole
-        with _writing(out / names[0]):
-            cap.dynamics.save(tmp / names[0])
-        with _writing(out / names[1]):
-            (tmp / names[1]).write_text(json.dumps(cap.dynamics.meta, indent=1))
-        with _writing(out / names[2]):
-            pipeline.write_history(cap.history, tmp / names[2])
+    with locked(out):
+        refuse_derived(out)
+        real = Path(os.path.realpath(out))
+        made = [q for q in (real, *real.parents) if not q.exists()]   # nearest first: removed again on failure
+        ckpt = out / CHECKPOINT_DIR   # a killed capture resumes from it when the same command runs again
+        try:
+            cap = pipeline.capture(a.dataset, subset=a.subset, data_seed=a.data_seed, noise=a.noise, rate=a.rate,
+                                   noise_seed=a.noise_seed, underlying_rate=a.underlying_rate, mapping=a.mapping,
+                                   model=a.model, epochs=a.epochs, record=a.record, seed=a.seed,
+                                   batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                                   test_subset=a.test_subset, root=a.root, device=a.device, amp=a.amp,
+                                   progress=not a.quiet, cache=not a.no_cache, checkpoint_dir=ckpt)
+            with staging(out) as tmp:   # all three files or none: a failed write leaves the previous run whole
+                with _writing(out / names[0]):
+                    cap.dynamics.save(tmp / names[0])
+                with _writing(out / names[1]):
+                    (tmp / names[1]).write_text(json.dumps(cap.dynamics.meta, indent=1))
+                with _writing(out / names[2]):
+                    pipeline.write_history(cap.history, tmp / names[2])
+        except Exception as exc:
+            if not isinstance(exc, CheckpointError):   # another run's checkpoint stays: the message names it
+                shutil.rmtree(ckpt, ignore_errors=True)
+                remove_empty(made)
+            raise
+        shutil.rmtree(ckpt, ignore_errors=True)   # Ctrl-C or a kill skip this: the next run resumes
+    if cap.cache_hit:
+        print(f"read from the cache ({cap.folder}): trained earlier with these settings; --no-cache trains again")
     acc = cap.history["test_acc"][-1] if cap.history.get("test_acc") else float("nan")
     print(f"wrote {out}/dynamics.npz  (N={cap.dynamics.num_samples}, T={cap.dynamics.num_epochs}, "
           f"flipped={int(cap.dynamics.is_flipped.sum())}, final test acc={acc:.3f})")
@@ -216,7 +144,8 @@ def _capture(a) -> None:
 
 def _train_detector(a) -> None:
     from .detector import NoiseDetector
-    _check_out_file(a.out, "det.pt")
+    check_out_file(a.out, "det.pt")
+    refuse_inputs(a.out, [("--dynamics", p) for p in a.dynamics])
     dyns = [_load_dyn(p) for p in a.dynamics]
     for p, d in zip(a.dynamics, dyns):
         if d.is_flipped is None:
@@ -230,11 +159,38 @@ def _train_detector(a) -> None:
     print(f"wrote {a.out}  (best epoch {best['best_epoch']}, validation AP {best['best_val_ap']:.4f})")
 
 
+#: without a recorded number of classes, labels at or above this are refused (the detector's class-pair
+#: shares take a C x C table: 2**15 classes is 8 GiB)
+MAX_CLASSES = 2 ** 15
+
+
+def _check_classes(dyn, path) -> None:
+    """Refuse labels (or runner-up classes) at or above the run's recorded number of classes, before the
+    detector allocates a table of that size squared."""
+    meta = dyn.meta or {}
+    recorded = meta.get("num_classes")
+    if recorded is None and isinstance(meta.get("classes"), list):
+        recorded = len(meta["classes"])
+    classes = [int(dyn.labels.max(initial=0))]
+    if dyn.runner_up is not None:
+        classes.append(int(dyn.runner_up.max(initial=0)))
+    top = max(classes)
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
+        if top >= recorded:
+            raise CLIError(f"--dynamics {path}: holds class {top} but records {recorded} classes (0 to "
+                           f"{recorded - 1}); the file is damaged or was edited: capture the run again")
+    elif top >= MAX_CLASSES:
+        raise CLIError(f"--dynamics {path}: holds class {top} and records no number of classes; detect handles "
+                       f"up to {MAX_CLASSES} classes: renumber the labels 0 to C-1")
+
+
 def _detect(a) -> None:
     from ._utils import atomic_path
     from .detector import NoiseDetector
-    _check_out_file(a.out, "scores.csv")
+    check_out_file(a.out, "scores.csv")
+    refuse_inputs(a.out, [("--dynamics", a.dynamics), ("--detector", a.detector)])
     dyn = _load_dyn(a.dynamics)
+    _check_classes(dyn, a.dynamics)
     det = _load_detector(a.detector) if a.detector else NoiseDetector.pretrained()
     epochs, scores = det._view(dyn)   # the scores and how many epochs they read, in one pass
     order = np.argsort(-scores, kind="stable")
@@ -435,6 +391,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
+    except KeyboardInterrupt:
+        again = (" (run the same command again to resume from the last complete epoch)"
+                 if args.command == "capture" else "")
+        print(f"\nmislabel {args.command}: interrupted{again}", file=sys.stderr)
+        return 130
     except (CLIError, ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
         print(f"mislabel {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

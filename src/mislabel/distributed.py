@@ -40,6 +40,11 @@ Command line (one process per GPU; ``--nproc_per_node`` CPU workers with gloo)::
 
     torchrun --nproc_per_node=8 -m mislabel.distributed --dataset cifar10 --model resnet32 \\
         --epochs 200 --noise symmetric --rate 0.4 --amp --out runs/cifar10_ddp.npz
+
+After every epoch rank 0 writes a checkpoint (``fit_ddp(checkpoint_dir=...)``; on the command line
+``OUT`` without ``.npz`` plus ``.checkpoint``, or ``--checkpoint-dir``), with every rank's random
+streams: the same command after the processes were killed resumes from the last complete epoch and
+writes the same bytes as an uninterrupted run, and after a finished run it trains nothing.
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,6 +64,7 @@ import torch.nn as nn
 from ._utils import resolve_device
 from .dynamics import DynamicsRecorder
 from .train import TrainOptions, Training, TrainResult, eval_batch_size, forward
+from .train import checkpoint as _ckpt
 
 __all__ = ["fit_ddp", "DistributedTraining", "init_from_env", "world", "main"]
 
@@ -216,6 +223,34 @@ class DistributedTraining(Training):
             dist.all_reduce(stats)
         return float(stats[0]), float(stats[1])
 
+    def rank_streams(self) -> list[dict]:
+        """Every rank's own random streams, gathered (rank 0 writes them all into one checkpoint)."""
+        mine = super().rank_streams()[0]
+        if self.world_size == 1:
+            return [mine]
+        states = [None] * self.world_size
+        dist.all_gather_object(states, mine)
+        return states
+
+    def read_checkpoint(self) -> dict | None:
+        """Rank 0 reads the checkpoint and sends it (without the recorder, which only rank 0 has) to the others;
+        a checkpoint rank 0 cannot read is an error on every rank."""
+        state, error = None, None
+        if self.rank == 0:
+            try:
+                state = super().read_checkpoint()
+            except _ckpt.CheckpointError as exc:
+                error = str(exc)
+        if self.world_size > 1:
+            box = [(error, None if state is None else {k: v for k, v in state.items() if k != "recorder"})]
+            dist.broadcast_object_list(box, src=0)
+            error, shared = box[0]
+            if self.rank != 0:
+                state = None if shared is None else {**shared, "recorder": None}
+        if error is not None:
+            raise _ckpt.CheckpointError(error)
+        return state
+
 
 def fit_ddp(model, images, labels, epochs: int = 10, *, device=None, **options) -> TrainResult:
     """Distributed :func:`mislabel.train.fit`: call it on every rank with the same arguments.
@@ -229,7 +264,9 @@ def fit_ddp(model, images, labels, epochs: int = 10, *, device=None, **options) 
     **options
         The keyword arguments of :func:`mislabel.train.fit` other than ``device``,
         ``recorder`` and ``cuda_graphs`` (:class:`mislabel.train.TrainOptions`),
-        with the same defaults. ``full_path`` is written by rank 0 only.
+        with the same defaults. ``full_path`` is written by rank 0 only, and so is
+        the checkpoint in ``checkpoint_dir`` (every rank's random streams in one
+        file: rank 0 reads it when resuming and sends it to the others).
         ``batch_size`` is the *global* batch size: each of the W ranks trains on
         ``ceil(batch_size / W)`` samples per step, so ``lr`` keeps its meaning.
 
@@ -279,7 +316,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, choices=("cpu", "cuda"),
                    help="cuda (one GPU per process, nccl) or cpu (gloo); default: cuda when available")
     p.add_argument("--out", required=True, help="where rank 0 writes the dynamics (.npz)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="where rank 0 writes a checkpoint after every epoch; the same command after an "
+                        "interruption resumes from it, and after a finished run trains nothing "
+                        "(default: OUT without .npz, plus .checkpoint)")
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="write no checkpoint (none is written with --full-path either)")
     return p
+
+
+def _checkpoint_dir(args):
+    """The checkpoint folder of a command line run, or None (--no-checkpoint; --full-path without
+    --checkpoint-dir). ValueError for --full-path with --checkpoint-dir: a streamed file cannot be resumed."""
+    if args.no_checkpoint:
+        return None
+    if args.full_path is not None:
+        if args.checkpoint_dir is not None:
+            raise ValueError("--full-path streams the full probabilities to a file, which a checkpoint cannot "
+                             "resume; drop --checkpoint-dir (or record them in memory with --store-full)")
+        return None
+    if args.checkpoint_dir is not None:
+        return args.checkpoint_dir
+    out = Path(args.out)
+    return out.with_name((out.name[:-4] if out.name.endswith(".npz") else out.name) + ".checkpoint")
 
 
 def main(argv=None) -> int:
@@ -302,16 +361,23 @@ def main(argv=None) -> int:
         meta = {"dataset": args.dataset, "subset": args.subset, "noise": args.noise, "rate": args.rate,
                 "noise_seed": args.noise_seed, "classes": list(ds.classes)}
         t0 = time.perf_counter()
-        run = fit_ddp(args.model, ds.images, noisy, args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, record=args.record, seed=args.seed, device=dev,
-                      amp=args.amp, num_classes=ds.num_classes, is_flipped=flipped, store_full=args.store_full,
-                      full_path=args.full_path, meta=meta, progress=rank == 0)
+        options = TrainOptions.from_kwargs("fit_ddp", dict(
+            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, record=args.record,
+            seed=args.seed, amp=args.amp, num_classes=ds.num_classes, is_flipped=flipped, store_full=args.store_full,
+            full_path=args.full_path, meta=meta, progress=rank == 0, checkpoint_dir=_checkpoint_dir(args)))
+        training = DistributedTraining(args.model, ds.images, noisy, args.epochs, options, dev)
+        run = training.result(training.run(), world_size=W)
         seconds = time.perf_counter() - t0
         if rank == 0:
-            out = run.dynamics.save(args.out)
+            done = training.start == args.epochs and Path(args.out).is_file()   # a finished run: nothing to do
+            out = Path(args.out) if done else run.dynamics.save(args.out)
             summary = {"out": str(out), "world_size": W, "device": str(dev), "seconds": round(seconds, 3),
-                       "shape": list(run.dynamics.probs.shape), "final_train_acc": run.history["train_acc"][-1]}
+                       "shape": list(run.dynamics.probs.shape), "final_train_acc": run.history["train_acc"][-1],
+                       "resumed_after_epoch": training.start}
             print(json.dumps(summary), flush=True)
+    except ValueError as e:   # bad input, or a checkpoint of another run: one line on every rank
+        print(f"python -m mislabel.distributed: error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+        return 2
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

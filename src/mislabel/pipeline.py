@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,8 @@ class Capture:
         Flips of the first contamination of a twice-contaminated set (all False otherwise).
     folder : pathlib.Path or None
         Where the cached files live (None when caching was off).
+    cache_hit : bool
+        True when the run was read from the cache rather than trained.
     """
 
     dynamics: Dynamics
@@ -52,6 +54,7 @@ class Capture:
     clean_labels: np.ndarray
     underlying: np.ndarray
     folder: Path
+    cache_hit: bool = False
 
 
 def corrupt(labels, *, noise: str, rate: float, num_classes: int, seed: int, underlying_rate: float = 0.0,
@@ -102,7 +105,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
             batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4, milestones=(0.5, 0.75),
             augment: bool | None = None, test_subset: int | None = None,
             root=None, device=None, amp: bool = False, store_full: bool = False, progress: bool = True,
-            cache: bool = True, cache_dir=None) -> Capture:
+            cache: bool = True, cache_dir=None, checkpoint_dir=None) -> Capture:
     """Load ``dataset``, corrupt its labels, train ``model`` and record training dynamics (cached).
 
     Parameters
@@ -135,12 +138,42 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
         Dataset folder.
     cache : bool
         Reuse a previous identical capture; ``cache_dir`` chooses the folder. The key holds every
-        setting above and a digest of the loaded data (training subset, and the test subset when used),
-        so data from another folder, or replaced files, never return an earlier run.
+        setting above, a digest of the loaded data (training subset, and the test subset when used)
+        and :func:`mislabel.cache.library_digest`, so data from another folder, replaced files or
+        changed library code never return an earlier run. A hit says so on stderr when ``progress``
+        is on (and always to the ``mislabel.cache`` logger).
+    checkpoint_dir : path, optional
+        Where training writes its checkpoint after every epoch (:func:`mislabel.train.fit`), so that
+        the same call after an interruption resumes from the last complete epoch. Default: with
+        ``cache``, a folder of the cache (``<cache>/.runs``, removed once the entry is made);
+        without, none.
 
     Returns
     -------
     Capture
+    """
+    return prepare_capture(dataset, subset=subset, data_seed=data_seed, noise=noise, rate=rate,
+                           noise_seed=noise_seed, underlying_rate=underlying_rate, mapping=mapping, model=model,
+                           epochs=epochs, record=record, seed=seed, batch_size=batch_size, lr=lr,
+                           weight_decay=weight_decay, milestones=milestones, augment=augment,
+                           test_subset=test_subset, root=root, device=device, amp=amp,
+                           store_full=store_full).run(progress=progress, cache=cache, cache_dir=cache_dir,
+                                                      checkpoint_dir=checkpoint_dir)
+
+
+def prepare_capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_seed: int = 0,
+                    noise: str = "symmetric", rate: float = 0.4, noise_seed: int = 0, underlying_rate: float = 0.0,
+                    mapping: str = "next", model: str = "cnn", epochs: int = 10, record: str = "train",
+                    seed: int = 0, batch_size: int = 128, lr: float = 0.1, weight_decay: float = 5e-4,
+                    milestones=(0.5, 0.75), augment: bool | None = None, test_subset: int | None = None,
+                    root=None, device=None, amp: bool = False, store_full: bool = False) -> "CapturePlan":
+    """The first half of :func:`capture` (same arguments): load and corrupt the data, settle the settings.
+
+    Returns
+    -------
+    CapturePlan
+        Its ``params`` identify the run (they are the cache key, without the library digest);
+        :meth:`CapturePlan.run` trains (or reads the cache).
     """
     if not isinstance(dataset, str):
         raise ValueError(f"dataset must be a data set's name (a string such as 'fashion-mnist'), got {dataset!r}")
@@ -170,7 +203,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
                                   seed=noise_seed, underlying_rate=underlying_rate,
                                   groups=_groups_for(ds, root) if noise == "superclass" else None, mapping=mapping)
 
-    def compute(folder: Path) -> None:
+    def train(folder: Path, checkpoint_dir, progress: bool) -> None:
         meta = {"dataset": dataset, "subset": subset, "noise": noise, "rate": float(rate),
                 "noise_seed": noise_seed, "underlying_rate": float(underlying_rate), "classes": list(ds.classes)}
         run = _train.fit(model, ds.images, noisy, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -178,7 +211,7 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
                          record=record, seed=seed, device=device, amp=params["amp"],
                          num_classes=ds.num_classes, test_images=None if test is None else test.images,
                          test_labels=None if test is None else test.labels, is_flipped=synth,
-                         store_full=store_full, meta=meta, progress=progress)
+                         store_full=store_full, meta=meta, progress=progress, checkpoint_dir=checkpoint_dir)
         run.dynamics.save(folder / "dynamics.npz")
         write_history(run.history, folder / "history.csv")
         np.savez(folder / "labels.npz", clean=ds.labels.numpy(), underlying=under, indices=ds.indices)
@@ -186,13 +219,43 @@ def capture(dataset: str = "fashion-mnist", *, subset: int | None = None, data_s
     dev = resolve_device(device)
     params["device_type"] = dev.type  # CPU and GPU runs differ numerically
     params["amp"] = amp_enabled(amp, dev)  # what runs: amp=True on a CPU without native bfloat16 is float32
-    if not cache:
-        with tempfile.TemporaryDirectory(prefix="mislabel-capture-") as tmp:
-            compute(Path(tmp))
-            return _read_capture(Path(tmp), folder=None)
-    folder = _cache.cached("capture", params, compute, cache_dir=cache_dir,
-                           validate=lambda tmp: read_history(tmp / "history.csv"))
-    return _read_capture(folder, folder)
+    return CapturePlan(params, train)
+
+
+@dataclass
+class CapturePlan:
+    """A capture ready to run, from :func:`prepare_capture`.
+
+    Attributes
+    ----------
+    params : dict
+        Every setting of the run and a digest of its data (JSON-serialisable): two plans with equal
+        ``params`` train the same run.
+    """
+
+    params: dict
+    _train: object = field(repr=False)
+
+    def run(self, *, progress: bool = True, cache: bool = True, cache_dir=None, checkpoint_dir=None) -> Capture:
+        """Train and record (or read the cache); see :func:`capture` for the arguments.
+
+        Returns
+        -------
+        Capture
+        """
+        def compute(folder: Path, work=None) -> None:
+            self._train(folder, checkpoint_dir if checkpoint_dir is not None else work, progress)
+
+        if not cache:
+            with tempfile.TemporaryDirectory(prefix="mislabel-capture-") as tmp:
+                compute(Path(tmp))
+                return _read_capture(Path(tmp), folder=None)
+        got = _cache.fetch("capture", self.params, compute, cache_dir=cache_dir,
+                           validate=lambda tmp: read_history(tmp / "history.csv"),
+                           load=lambda f: _read_capture(f, f), progress=progress, scratch=True)
+        cap = got.value
+        cap.folder, cap.cache_hit = got.folder, got.hit
+        return cap
 
 
 def _read_capture(src: Path, folder) -> Capture:
@@ -240,8 +303,8 @@ def train_detector(captures, *, epochs: int = 10, lr: float = 0.01, batch_size: 
         with tempfile.TemporaryDirectory(prefix="mislabel-detector-") as tmp:
             compute(Path(tmp))
             return NoiseDetector.load(Path(tmp) / "detector.pt")
-    folder = _cache.cached("detector", params, compute, cache_dir=cache_dir)
-    return NoiseDetector.load(folder / "detector.pt")
+    return _cache.fetch("detector", params, compute, cache_dir=cache_dir, progress=progress,
+                        load=lambda f: NoiseDetector.load(f / "detector.pt")).value
 
 
 def _dynamics_digest(dyn: Dynamics) -> str:

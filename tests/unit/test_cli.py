@@ -361,3 +361,144 @@ def test_out_that_is_a_folder(command, run_dir, tmp_path, capsys):
     err = _err_line(capsys)
     assert rc == 2 and f"--out {tmp_path / 'out'} is a folder" in err and ".tmp" not in err
     assert list((tmp_path / "out").iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ---------------------------------------------------------------- outputs that are inputs, locks, old runs
+def _capture_argv(out, *extra):
+    return ["capture", "--dataset", "synthetic", "--subset", "60", "--model", "mlp", "--epochs", "2", "--device",
+            "cpu", "--batch-size", "16", "--quiet", "--no-cache", *extra, "--out", str(out)]
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_detect_and_train_detector_refuse_an_output_that_is_an_input(link, run_dir, tmp_path, capsys):
+    import os
+    src = run_dir / "x" / "dynamics.npz"
+    dyn = tmp_path / "d.npz"
+    dyn.write_bytes(src.read_bytes())
+    det = run_dir / "det.pt"
+    before = dyn.read_bytes(), det.read_bytes()
+    outs = {}
+    for target in (dyn, det):
+        outs[target] = {"same": target, "symlink": tmp_path / f"{target.stem}-link",
+                        "hardlink": tmp_path / f"{target.stem}-hard"}[link]
+        if link == "symlink":
+            outs[target].symlink_to(target)
+        elif link == "hardlink":
+            os.link(target, outs[target])
+    for argv, given, flag in (
+            (["detect", "--dynamics", str(dyn)], dyn, "--dynamics"),
+            (["detect", "--dynamics", str(src), "--detector", str(det)], det, "--detector"),
+            (["train-detector", "--dynamics", str(src), str(dyn), "--epochs", "1", "--quiet"], dyn, "--dynamics")):
+        rc = main(argv + ["--out", str(outs[given])])
+        err = _err_line(capsys)
+        assert rc == 2 and f"--out {outs[given]} is the file given as {flag} {given}" in err
+    assert (dyn.read_bytes(), det.read_bytes()) == before
+
+
+def test_a_second_command_into_a_folder_in_use_is_refused(tmp_path, capsys):
+    from mislabel.cli_outputs import locked
+    out = tmp_path / "r"
+    with locked(tmp_path / "." / "r"):            # another command holds it (another spelling of the path)
+        rc = main(_capture_argv(out))
+    err = _err_line(capsys)
+    assert rc == 2 and f"--out {out} is in use by another mislabel command" in err
+    assert not out.exists()
+    assert main(_capture_argv(out)) == 0          # free again
+
+
+def test_capture_again_refuses_a_folder_holding_files_made_from_the_old_run(run_dir, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(_capture_argv(out)) == 0
+    assert main(["detect", "--dynamics", str(out / "dynamics.npz"), "--out", str(out / "ranking.csv")]) == 0
+    (out / "model.pt").write_bytes((run_dir / "det.pt").read_bytes())
+    (out / "notes.csv").write_text("mine,not,scores\n")
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(_capture_argv(out, "--seed", "1")) == 2
+    err = _err_line(capsys)
+    assert f"--out {out} holds model.pt, ranking.csv made from the run captured there earlier" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before   # nothing replaced
+    (out / "model.pt").unlink()
+    (out / "ranking.csv").unlink()
+    assert main(_capture_argv(out, "--seed", "1")) == 0 and (out / "notes.csv").read_text() == "mine,not,scores\n"
+
+
+def test_capture_says_when_it_read_the_cache(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MISLABEL_CACHE", str(tmp_path / "cache"))
+    argv = [a for a in _capture_argv(tmp_path / "r") if a != "--no-cache"]
+    assert main(argv) == 0
+    assert "cache" not in capsys.readouterr().out
+    assert main(argv) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "cache" in ln]
+    assert len(lines) == 1 and lines[0].startswith(f"read from the cache ({tmp_path / 'cache'}")
+
+
+def test_detect_refuses_labels_beyond_the_recorded_classes(run_dir, tmp_path, capsys):
+    from mislabel.dynamics import Dynamics
+    dyn = Dynamics.load(run_dir / "x" / "dynamics.npz")
+    C = dyn.meta["num_classes"]
+    labels = dyn.labels.copy()
+    labels[3] = 10 ** 6                        # would make the detector allocate a 10**6 x 10**6 table
+    bad = tmp_path / "bad.npz"
+    Dynamics(dyn.probs, labels, dyn.is_flipped, dyn.margins, None, dyn.meta, dyn.runner_up).save(bad)
+    rc = main(["detect", "--dynamics", str(bad), "--out", str(tmp_path / "s.csv")])
+    err = _err_line(capsys)
+    assert rc == 2 and f"holds class {10 ** 6} but records {C} classes" in err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_absurd_epochs_are_refused_before_training(tmp_path, capsys):
+    rc = main(_capture_argv(tmp_path / "r")[:-1] + [str(tmp_path / "r"), "--epochs", "1000000000"])
+    err = _err_line(capsys)
+    assert rc == 2 and "epochs=1000000000 is too many to record" in err and "GiB" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_exits_130_with_one_line(tmp_path, capsys, monkeypatch):
+    from mislabel import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pipeline, "capture", interrupted)
+    rc = main(_capture_argv(tmp_path / "r"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 130 and len(err) == 1 and err[0].startswith("mislabel capture: interrupted")
+
+
+def _interrupt_after(monkeypatch, epochs: int):
+    """Ctrl-C right after the checkpoint of ``epochs`` complete epochs is written."""
+    from mislabel.train.loop import Training
+    real = Training.save_checkpoint
+
+    def save_then_stop(self, epoch, history):
+        real(self, epoch, history)
+        if epoch == epochs:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(Training, "save_checkpoint", save_then_stop)
+
+
+def test_an_interrupted_capture_resumes_bit_identically(tmp_path, capsys, monkeypatch):
+    from mislabel.train import checkpoint
+    whole, out = tmp_path / "whole", tmp_path / "r"
+    assert main(_capture_argv(whole, "--epochs", "4")) == 0
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        assert main(_capture_argv(out, "--epochs", "4")) == 130
+    assert (out / ".checkpoint" / "checkpoint.pt").is_file()
+    # a checkpoint of other settings is refused, and kept
+    capsys.readouterr()
+    assert main(_capture_argv(out, "--epochs", "4", "--seed", "1")) == 2
+    err = _err_line(capsys)
+    assert "belongs to another run" in err and "seed 0 there vs 1 now" in err
+    assert (out / ".checkpoint" / "checkpoint.pt").is_file()
+    resumed = []
+    real = checkpoint.restore
+    monkeypatch.setattr(checkpoint, "restore", lambda t, state: (resumed.append(state["epoch"]), real(t, state)))
+    assert main(_capture_argv(out, "--epochs", "4")) == 0
+    assert resumed == [2]
+    assert sorted(p.name for p in out.iterdir()) == ["dynamics.npz", "history.csv", "meta.json"]
+    for name in ("dynamics.npz", "meta.json"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes()
+    drop_seconds = lambda p: [ln.rsplit(",", 1)[0] for ln in p.read_text().splitlines()]  # noqa: E731
+    assert (out / "history.csv").read_text().splitlines()[0].endswith(",seconds")
+    assert drop_seconds(out / "history.csv") == drop_seconds(whole / "history.csv")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -10,9 +11,11 @@ from tqdm.auto import tqdm
 
 from .._utils import amp_enabled, jsonable, resolve_device, set_seed
 from ..dynamics import Dynamics, DynamicsRecorder
+from . import checkpoint as _ckpt
 from .augment import device_data
 from .checks import check_finite, check_inputs, check_settings, check_test
 from .graphs import GraphedStep, check_cuda_graphs
+from .sizes import check_recording_size
 from .step import accuracy, build_model, eval_batch_size, forward, sgd, sgd_step
 
 __all__ = ["TrainResult", "TrainOptions", "Training", "HISTORY_KEYS", "log_epoch", "run_meta", "fit"]
@@ -65,6 +68,8 @@ class TrainOptions:
     full_path: object = None
     meta: dict | None = None
     progress: bool = True
+    checkpoint_dir: object = None
+    resume: bool = True
 
     @classmethod
     def from_kwargs(cls, caller: str, kwargs: dict) -> "TrainOptions":
@@ -113,6 +118,8 @@ class Training:
     rank : int
         0 here. A subclass running as another rank skips the test data, the
         recorder and the progress bar, and augments from its own random stream.
+    start : int
+        Epochs already done: those of the checkpoint resumed from (``options.checkpoint_dir``), else 0.
 
     Raises
     ------
@@ -143,11 +150,25 @@ class Training:
         self.gen.manual_seed(int(self.seed) if main else int(self.seed) + (self.rank << 32))
         self.rec = recorder
         if o.record is not None and self.rec is None and main:
+            check_recording_size(self.N, self.C, epochs, o.store_full and o.full_path is None, dev)
             self.rec = DynamicsRecorder(self.N, num_classes=self.C, store_full=o.store_full, device=dev, check=False,
                                         capacity=epochs, full_path=o.full_path)
         self.graphed = GraphedStep(self.model, self.opt, self.batch_size, self.use_amp) if graphs else None
         self.count = self.N
         self.desc = f"train {self.model_name}"
+        self.start, self.history = 0, {k: [] for k in HISTORY_KEYS}
+        self.checkpoint = None if o.checkpoint_dir is None else Path(o.checkpoint_dir) / _ckpt.CHECKPOINT
+        if self.checkpoint is not None:
+            if o.full_path is not None:
+                raise ValueError("full_path cannot be combined with checkpoint_dir: a run that streams its full "
+                                 "probabilities to a file cannot be resumed; use store_full=True (kept in memory "
+                                 "and in the checkpoint) or checkpoint_dir=None")
+            self.settings = _ckpt.settings_of(self, images, o.test_images, o.test_labels)
+            state = self.read_checkpoint() if o.resume else None
+            if state is not None:
+                _ckpt.check_settings(state, self.settings, self.checkpoint)
+                _ckpt.restore(self, state)
+                self.start, self.history = state["epoch"], state["history"]
 
     # ------------------------------------------------------------------ hooks
     def default_device(self):
@@ -188,6 +209,21 @@ class Training:
         """The epoch's summed loss and number of correct predictions as Python numbers."""
         return float(loss_sum), int(correct)
 
+    def rank_streams(self) -> list[dict]:
+        """Every rank's own random streams (:func:`~mislabel.train.checkpoint.rank_streams`): this one's here."""
+        return [_ckpt.rank_streams(self)]
+
+    def read_checkpoint(self) -> dict | None:
+        """The checkpoint in ``checkpoint_dir`` (None when there is none); stale temporary files are removed."""
+        _ckpt.remove_stale(self.checkpoint.parent)
+        return _ckpt.read(self.checkpoint)
+
+    def save_checkpoint(self, epoch: int, history: dict) -> None:
+        """Write the state after ``epoch`` complete epochs into ``checkpoint_dir`` (rank 0), atomically."""
+        state = _ckpt.state_of(self, epoch, history, self.rank_streams())
+        if self.rank == 0:
+            _ckpt.write(self.checkpoint, state)
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         """Train all epochs; return the history (see :class:`TrainResult`) and leave the model in eval mode.
@@ -197,9 +233,9 @@ class Training:
         TrainingDivergedError
             If an epoch's mean loss, or the final weights, are NaN or inf.
         """
-        hist = {k: [] for k in HISTORY_KEYS}
-        bar = tqdm(range(self.epochs), desc=self.desc, disable=not self.options.progress or self.rank != 0,
-                   leave=False)
+        hist = self.history
+        bar = tqdm(range(self.start, self.epochs), desc=self.desc, initial=self.start, total=self.epochs,
+                   disable=not self.options.progress or self.rank != 0, leave=False)
         for epoch in bar:
             t0 = time.perf_counter()
             self.net.train()
@@ -219,6 +255,8 @@ class Training:
             test_acc = accuracy(self.model, *self.test, self.use_amp) if self.test is not None else float("nan")
             log_epoch(hist, bar, epoch, current_lr, loss_total / self.count, n_correct / self.count, test_acc, t0)
             check_finite(hist["train_loss"][-1], epoch, self.lr, self.model if epoch == self.epochs - 1 else None)
+            if self.checkpoint is not None:
+                self.save_checkpoint(epoch + 1, hist)
         self.model.eval()
         return hist
 
@@ -269,7 +307,8 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         record: str | None = "train", seed: int = 0, device=None, amp: bool = False,
         num_classes: int | None = None, test_images=None, test_labels=None, is_flipped=None,
         store_full: bool = False, meta: dict | None = None, progress: bool = True,
-        recorder: DynamicsRecorder | None = None, full_path=None, cuda_graphs: bool | None = None) -> TrainResult:
+        recorder: DynamicsRecorder | None = None, full_path=None, cuda_graphs: bool | None = None,
+        checkpoint_dir=None, resume: bool = True) -> TrainResult:
     """Train a classifier with SGD and record each sample's given-label probability per epoch.
 
     Parameters
@@ -324,6 +363,17 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
         (its forward must not synchronise with the host) and on CPU. True on a
         CPU device is an error. The numbers are the eager steps' (identical with
         cuDNN in deterministic mode).
+    checkpoint_dir : str or Path, optional
+        Write a checkpoint (``checkpoint.pt``: model, optimiser, schedule, every random
+        stream, recorder and history; :mod:`mislabel.train.checkpoint`) into this folder
+        at the end of every epoch, atomically. A call with the same folder and settings
+        resumes after the last complete epoch and returns bit for bit what an
+        uninterrupted run returns (on the same machine; the ``seconds`` of the history
+        excepted); a finished run trains nothing. A checkpoint of other settings (data,
+        labels, model or any option) is an error. Not with ``full_path``. The checkpoint
+        is kept after the run; one process per folder.
+    resume : bool
+        With ``checkpoint_dir``: False ignores a checkpoint there and starts over.
 
     Returns
     -------
@@ -332,7 +382,8 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
     Raises
     ------
     ValueError
-        Bad inputs or settings (the message says which and how to fix it).
+        Bad inputs or settings (the message says which and how to fix it), e.g. a recorder
+        larger than the device's memory, or a checkpoint of another run in ``checkpoint_dir``.
     TrainingDivergedError
         Training diverged (NaN or inf loss): lower ``lr``. A subclass of ValueError.
     RuntimeError
@@ -342,6 +393,6 @@ def fit(model, images, labels, epochs: int = 10, *, batch_size: int = 128, lr: f
                            milestones=milestones, augment=augment, record=record, seed=seed, amp=amp,
                            num_classes=num_classes, test_images=test_images, test_labels=test_labels,
                            is_flipped=is_flipped, store_full=store_full, full_path=full_path, meta=meta,
-                           progress=progress)
+                           progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
     training = Training(model, images, labels, epochs, options, device, cuda_graphs=cuda_graphs, recorder=recorder)
     return training.result(training.run())

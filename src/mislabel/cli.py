@@ -191,8 +191,11 @@ def _detect(a) -> None:
     refuse_inputs(a.out, [("--dynamics", a.dynamics), ("--detector", a.detector)])
     dyn = _load_dyn(a.dynamics)
     _check_classes(dyn, a.dynamics)
-    det = _load_detector(a.detector) if a.detector else NoiseDetector.pretrained()
-    epochs, scores = det._view(dyn)   # the scores and how many epochs they read, in one pass
+    if a.method is not None and a.method != "shipped":
+        epochs, scores = _method_scores(a, dyn)
+    else:
+        det = _load_detector(a.detector) if a.detector else NoiseDetector.pretrained()
+        epochs, scores = det._view(dyn)   # the scores and how many epochs they read, in one pass
     order = np.argsort(-scores, kind="stable")
     rows = order[: a.top] if a.top else order
     with _writing(a.out), atomic_path(a.out) as tmp:
@@ -204,6 +207,8 @@ def _detect(a) -> None:
     n = len(order)
     written = f"top {len(rows)} written" if len(rows) < n else "all written"
     print(f"wrote {a.out}  ({n} samples scored, {written}; top score {scores[order[0]]:.4f} at index {order[0]})")
+    if a.method is not None and a.method != "shipped":
+        return   # the method's own scale: no probability to count flags by
     if epochs < dyn.num_epochs:
         print(f"scored the first {epochs} of {dyn.num_epochs} epochs: by then the classifier predicted most given "
               "labels and its predictions had settled; later they changed more again as it started to fit wrong "
@@ -225,6 +230,32 @@ def _detect(a) -> None:
               "NoiseDetector.adapt fine-tunes it with one more run of your training loop (see the README).")
     else:
         print(f"{line} ({expected:.1%} of {of}).")
+
+
+def _method_names() -> list[str]:
+    from . import methods
+
+    return methods.names()
+
+
+def _method_scores(a, dyn) -> tuple[int, np.ndarray]:
+    """Scores of registry method ``a.method`` (:mod:`mislabel.methods`) from the recorded run alone."""
+    from . import methods
+
+    if a.detector:
+        raise CLIError(f"--detector is the checkpoint of the detector method; --method {a.method} does not read it")
+    info = methods.METHODS[a.method]
+    if "images" in info.needs or "is_flipped" in info.needs:
+        what = "the images" if "images" in info.needs else "the true flips"
+        raise CLIError(f"--method {a.method} needs {what}, which a dynamics file does not hold; run it from Python "
+                       f"with mislabel.methods.run({a.method!r}, mislabel.methods.Task(images=..., labels=..., ...))")
+    meta = dyn.meta or {}
+    classes = meta.get("num_classes") or len(meta.get("classes") or []) or int(dyn.labels.max(initial=0)) + 1
+    task = methods.Task(images=None, labels=dyn.labels, num_classes=max(int(classes), 2), dynamics=dyn)
+    try:
+        return dyn.num_epochs, methods.run(a.method, task).scores
+    except ValueError as err:
+        raise CLIError(f"--method {a.method}: {err}") from None
 
 
 def _cell(path, line: int, row: dict, key: str, conv):
@@ -371,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(rank, index, given_label, score).")
     d.add_argument("--dynamics", required=True)
     d.add_argument("--detector", default=None, help="checkpoint (default: the shipped pretrained detector)")
+    d.add_argument("--method", default=None, choices=_method_names(),
+                   help="rank with this method of mislabel.methods instead of the detector (e.g. aum, forgetting); "
+                   "methods that train on the images are run from Python")
     d.add_argument("--top", type=_positive_int, default=None, help="write only the top K rows")
     d.add_argument("--expected-rate", type=_share, default=None,
                    help="share of wrong labels you expect, e.g. 0.2 (default: the share flipped, when the "

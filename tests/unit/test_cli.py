@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mislabel.cli import main
@@ -502,3 +503,23 @@ def test_an_interrupted_capture_resumes_bit_identically(tmp_path, capsys, monkey
     drop_seconds = lambda p: [ln.rsplit(",", 1)[0] for ln in p.read_text().splitlines()]  # noqa: E731
     assert (out / "history.csv").read_text().splitlines()[0].endswith(",seconds")
     assert drop_seconds(out / "history.csv") == drop_seconds(whole / "history.csv")
+
+
+def test_detect_with_a_method_of_the_registry(run_dir, tmp_path, capsys):
+    from mislabel import baselines
+    from mislabel.dynamics import Dynamics
+
+    x = run_dir / "x" / "dynamics.npz"
+    assert main(["detect", "--dynamics", str(x), "--method", "aum", "--out", str(tmp_path / "aum.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "aum.csv")))
+    # the ranking is AUM's (mislabel.methods' aum is -mean margin, as baselines.aum)
+    want = baselines.aum(Dynamics.load(x))
+    got = np.array([float(r["score"]) for r in sorted(rows, key=lambda r: int(r["index"]))])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    capsys.readouterr()
+    # a method that trains on the images, or a detector checkpoint beside another method, is one clear line
+    for argv, name in ((["--method", "cleanlab"], "cleanlab"), (["--method", "aum", "--detector", "d.pt"], "--detector")):
+        rc = main(["detect", "--dynamics", str(x), "--out", str(tmp_path / "s.csv"), *argv])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and name in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s.csv").exists()

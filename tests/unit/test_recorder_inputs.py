@@ -467,3 +467,195 @@ def test_save_onto_a_folder_or_below_a_file_is_refused_before_writing(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.npz", "adir"]   # no temp file, nothing written
     assert (tmp_path / "a.npz").read_bytes() == b"keep"
     assert Dynamics.load(d.save(folder / "dynamics.npz")).num_samples == 2    # the suggested path works
+
+
+# ------------------------------------------------------------ reused input buffers (issue 33, finding 4)
+def _epoch_batches(seed: int, n: int = 12, c: int = 3, batch: int = 4):
+    """One epoch of (logits, labels, ids) in a shuffled order, as float32/int64 NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(n)
+    labels = np.arange(n) % c
+    return [(3 * rng.standard_normal((len(i), c)).astype(np.float32), labels[i], i)
+            for i in (ids[a:a + batch] for a in range(0, n, batch))]
+
+
+def _reference(batches, n: int) -> np.ndarray:
+    """The given-label softmax of the last occurrence of each sample, in float64."""
+    out = np.full(n, np.nan)
+    for z, y, i in batches:
+        e = np.exp(z - z.max(1, keepdims=True))
+        out[i] = e[np.arange(len(y)), y] / e.sum(1)
+    return out
+
+
+def test_numpy_buffers_refilled_per_batch_are_recorded_right():
+    """A loop that refills one NumPy buffer per batch (logits, labels and ids alike) records each batch's own
+    values in the default deferred mode: NumPy inputs are copied, not kept by reference."""
+    batches = _epoch_batches(0)
+    zbuf, ybuf, ibuf = np.empty((4, 3), np.float32), np.empty(4, np.int64), np.empty(4, np.int64)
+    rec = DynamicsRecorder(12)
+    for z, y, i in batches:
+        zbuf[:], ybuf[:], ibuf[:] = z, y, i
+        rec.update(zbuf, ybuf, ibuf)
+    d = rec.result()                                   # no "never recorded ... drop_last" error
+    np.testing.assert_allclose(d.probs[:, 0], _reference(batches, 12), rtol=1e-5)
+    np.testing.assert_array_equal(d.labels, np.arange(12) % 3)
+
+
+@pytest.mark.parametrize("role", ["logits", "labels", "sample_ids"])
+def test_tensor_buffer_overwritten_without_version_bump_is_refused(role):
+    """A tensor refilled without torch noticing (torch.from_numpy of a reused array; a CUDA graph's static
+    output, refilled by each replay, behaves alike) is caught in next_epoch(), naming the tensor; nothing of
+    the epoch is recorded and the next epoch records normally."""
+    batches = _epoch_batches(1)
+    bufs = {"logits": np.empty((4, 3), np.float32), "labels": np.empty(4, np.int64),
+            "sample_ids": np.empty(4, np.int64)}
+    rec = DynamicsRecorder(12)
+    for z, y, i in batches:
+        given = dict(logits=z, labels=y, sample_ids=i)
+        bufs[role][:] = given[role]
+        given[role] = torch.from_numpy(bufs[role])     # the same memory every batch
+        rec.update(**{k: torch.as_tensor(v) for k, v in given.items()})
+    with pytest.raises(RuntimeError, match=rf"the {role} passed to update\(\) in batch 1 .* batch 0.*reused"):
+        rec.next_epoch()
+    assert rec.num_epochs == 0
+    for z, y, i in batches:
+        rec.update(torch.from_numpy(z), torch.from_numpy(y), torch.from_numpy(i))
+    np.testing.assert_allclose(rec.result().probs[:, 0], _reference(batches, 12), rtol=1e-5)
+
+
+def test_buffer_refilled_through_data_and_partial_overlap_are_refused():
+    rec = DynamicsRecorder(8)
+    out = torch.zeros(4, 2)                            # a static output buffer, refilled via .data (no bump)
+    for i in range(2):
+        out.data.copy_(torch.randn(4, 2))
+        rec.update(out, torch.zeros(4, dtype=torch.long), torch.arange(4 * i, 4 * i + 4))
+    with pytest.raises(RuntimeError, match=r"logits passed to update\(\) in batch 1.*defer=False"):
+        rec.next_epoch()
+    rec = DynamicsRecorder(8)
+    ids = torch.arange(8)
+    rec.update(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), ids[0:4])
+    rec.update(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), ids[2:6])   # overlaps the first view
+    with pytest.raises(RuntimeError, match=r"sample_ids passed to update\(\) in batch 1"):
+        rec.next_epoch()
+
+
+def test_disjoint_views_and_shared_memory_within_a_batch_are_fine():
+    """Slices of one permutation as ids, and labels that are the ids themselves, are not reuse."""
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(0))
+    rec = DynamicsRecorder(8, num_classes=8)
+    for a in range(0, 8, 3):
+        ids = perm[a:a + 3]
+        rec.update(torch.zeros(len(ids), 8), ids, ids)
+    d = rec.result()
+    np.testing.assert_array_equal(d.labels, np.arange(8))
+    np.testing.assert_allclose(d.probs, 1 / 8, rtol=1e-6)
+
+
+def test_immediate_mode_records_reused_tensor_buffers_right():
+    batches = _epoch_batches(2)
+    buf = torch.empty(4, 3)
+    rec = DynamicsRecorder(12, defer=False)
+    for z, y, i in batches:
+        buf.data.copy_(torch.from_numpy(z))
+        rec.update(buf, torch.from_numpy(y), torch.from_numpy(i))
+    np.testing.assert_allclose(rec.result().probs[:, 0], _reference(batches, 12), rtol=1e-5)
+
+
+# ------------------------------------------------------------ checks in deferred mode (issue 33, speed with safety)
+@pytest.mark.parametrize("bad, msg", [
+    ("nan", r"batch 2 of this epoch.*NaN or inf"),
+    ("label", r"batch 2 of this epoch.*labels must be in \[0, 3\).*\[0, 7\]"),
+    ("id", r"batch 2 of this epoch.*sample_ids must be in \[0, 12\).*\[\d+, 99\]"),
+])
+def test_deferred_checks_name_the_batch_at_fault(bad, msg):
+    batches = [tuple(torch.from_numpy(a) for a in b) for b in _epoch_batches(3)]
+    z, y, i = batches[2]
+    z, y, i = z.clone(), y.clone(), i.clone()
+    if bad == "nan":
+        z[1, 2] = float("nan")
+    elif bad == "label":
+        y[0] = 7
+    else:
+        i[3] = 99
+    batches[2] = (z, y, i)
+    rec = DynamicsRecorder(12)
+    for b in batches:
+        rec.update(*b)                                 # not the epoch's first batch: checked in next_epoch()
+    with pytest.raises(ValueError, match=msg):
+        rec.next_epoch()
+    assert rec.num_epochs == 0                         # the epoch is not recorded
+    if bad != "nan":                                   # labels and ids are checked with check=False too
+        rec = DynamicsRecorder(12, check=False)
+        for b in batches:
+            rec.update(*b)
+        with pytest.raises(ValueError, match=msg.split(".*", 1)[1]):
+            rec.next_epoch()
+
+
+def test_deferred_probability_warning_after_the_first_batch_points_at_next_epoch():
+    """The epoch's first batch is checked in update(); here it is ambiguous (one-hot rows), the later ones are
+    softmax outputs: the epoch-wide check in next_epoch() warns, pointing at the caller of next_epoch()."""
+    batches = [tuple(torch.from_numpy(a) for a in b) for b in _epoch_batches(4)]
+    rec = DynamicsRecorder(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec.update(torch.eye(3)[batches[0][1]], *batches[0][1:])
+    for z, y, i in batches[1:]:
+        rec.update(torch.softmax(z, 1), y, i)
+    with pytest.warns(UserWarning, match="expects logits") as record:
+        rec.next_epoch()
+    assert record[0].filename == __file__
+
+
+# ------------------------------------------------------------ samplers that skip samples (issue 33, finding 7)
+def _sampled_run(sampler, n: int = 40, epochs: int = 2, batch: int = 8):
+    from torch.utils.data import DataLoader, TensorDataset
+    data = TensorDataset(torch.arange(n) % 3, torch.arange(n))
+    rec = DynamicsRecorder(n)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        for yb, ib in DataLoader(data, batch_size=batch, sampler=sampler):
+            rec.update(torch.randn(len(ib), 3, generator=g), yb, ib)
+        rec.next_epoch()
+    return rec
+
+
+def test_sampler_with_replacement_is_named_not_drop_last():
+    from torch.utils.data import WeightedRandomSampler
+    rec = _sampled_run(WeightedRandomSampler(torch.ones(40), 40, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"samples were never recorded.*more than once.*with replacement.*"
+                                         r"WeightedRandomSampler.*unseen='drop'") as info:
+        rec.result()
+    assert "drop_last" not in str(info.value)
+
+
+def test_subset_sampler_is_named_and_drop_returns_the_recorded_samples():
+    from torch.utils.data import SubsetRandomSampler
+    keep = [i for i in range(40) if i % 5]
+    rec = _sampled_run(SubsetRandomSampler(keep, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match=r"8 samples were never recorded \(e\.g\. ids \[0, 5, 10, 15, 20\]\).*"
+                                         r"part of the dataset.*SubsetRandomSampler") as info:
+        rec.result()
+    assert "drop_last" not in str(info.value)
+    with pytest.warns(UserWarning, match=r"returning the 32 recorded samples only"):
+        d = rec.result(unseen="drop", is_flipped=np.arange(40) % 2 == 0)
+    assert d.meta["sample_ids"] == keep and d.meta["unseen_ids"] == list(range(0, 40, 5))
+    assert d.probs.shape == (32, 2) and np.isfinite(d.probs).all()
+    np.testing.assert_array_equal(d.labels, np.array(keep) % 3)
+    np.testing.assert_array_equal(d.is_flipped, np.array(keep) % 2 == 0)
+    with pytest.warns(UserWarning, match="recorded samples only"):   # labels of all N: checked on the seen ones
+        full = rec.result(unseen="drop", labels=np.arange(40) % 3)
+    np.testing.assert_array_equal(full.probs, d.probs)
+    with pytest.raises(ValueError, match="unseen must be 'raise' or 'drop'"):
+        rec.result(unseen="ignore")
+
+
+def test_num_samples_larger_than_the_data_is_named():
+    rec = DynamicsRecorder(50)
+    for _ in range(2):
+        for a in range(0, 40, 8):
+            rec.update(torch.randn(8, 3), torch.arange(a, a + 8) % 3, torch.arange(a, a + 8))
+        rec.next_epoch()
+    with pytest.raises(ValueError, match=r"10 samples were never recorded.*no id >= 40.*num_samples=len"):
+        rec.result()

@@ -103,6 +103,7 @@ def load(cls, path, device=None):
     if not states or len(states) != cfg.get("members", 1):
         raise ValueError(f"{path}: weights do not match the stored configuration "
                          f"({len(states)} member weights for members={cfg.get('members', 1)})")
+    _check_weights_fit(cfg, states, path)       # before building the nets: a damaged size allocates nothing
     try:
         det = cls(cfg["hidden_size"], cfg["num_layers"], cfg["seq_len"], cfg["resample"],
                   cfg.get("features", "prob"), device=device, members=len(states),
@@ -116,6 +117,33 @@ def load(cls, path, device=None):
     det.info = payload.get("info", {})
     det.history = payload.get("history", {})
     return det
+
+
+def _check_weights_fit(cfg: dict, states: list, path) -> None:
+    """Raise ValueError unless every member's weights have the shapes the configuration implies.
+
+    Checked on a network built on the ``meta`` device (shapes only, no memory), so that a damaged size in
+    the configuration (a hidden size of 10**5, say) is refused instead of allocated and initialised.
+    """
+    from .features import CHANNELS, parse_features
+    from .network import _LSTMNet
+    try:
+        with torch.device("meta"):
+            net = _LSTMNet(cfg["hidden_size"], cfg["num_layers"], CHANNELS["+".join(parse_features(
+                cfg.get("features", "prob")))])
+        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ValueError(f"{path} is damaged: its configuration is not a valid detector's ({exc}); re-create it "
+                         "with NoiseDetector.save") from None
+    for k, state in enumerate(states):
+        try:
+            got = {name: tuple(v.shape) for name, v in state.items()}
+        except (AttributeError, TypeError):
+            got = None
+        if got != expected:
+            raise ValueError(f"{path}: weights do not match the stored configuration (member {k} has "
+                             f"{'no weights' if got is None else 'other shapes'} than hidden_size="
+                             f"{cfg['hidden_size']}, num_layers={cfg['num_layers']} imply)")
 
 
 def pretrained(cls, device=None):

@@ -6,9 +6,11 @@
   flips, AUM margins, runner-up classes, full class probabilities and metadata; ``save`` and
   ``load`` use a versioned ``.npz`` (``storage`` documents the format).
 
-Helpers: ``batch_values`` (the per-batch softmax and margins), ``recorder_checks`` (input
-checks and misuse warnings), ``npy_appender`` (full probabilities streamed to a ``.npy``),
-``interpolate`` (filling epochs in which a sample was not seen).
+Helpers: ``batch_values`` (the per-batch softmax and margins), ``deferred`` (the default
+recording mode: an epoch's batches kept, checked and computed at once in ``next_epoch()``),
+``recorder_checks`` (input checks, misuse warnings, the never-recorded diagnosis),
+``npy_appender`` (full probabilities streamed to a ``.npy``), ``interpolate`` (filling epochs
+in which a sample was not seen).
 """
 from .interpolate import interpolate_missing
 from .npy_appender import _discard_unfinished, _NpyAppender, _same_file  # noqa: F401

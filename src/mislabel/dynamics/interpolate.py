@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def interpolate_missing(values: np.ndarray, method: str = "linear") -> np.ndarray:
@@ -58,4 +59,31 @@ def interpolate_missing(values: np.ndarray, method: str = "linear") -> np.ndarra
     w = np.where(has_prev & has_next, (t - p) / np.maximum(span, 1), 0.0)
     filled = np.where(has_prev & has_next, vp + w * (vn - vp), np.where(has_prev, vp, vn))
     out = np.where(missing, filled, v).astype(v.dtype, copy=False)
+    return out
+
+
+def interpolated_full(epochs: list, block_elements: int = 1 << 24) -> np.ndarray:
+    """Full class probabilities kept per epoch, as one (N, T, C) float16 array with gaps interpolated.
+
+    Built a block of samples at a time (interpolation is per sample), so the only large allocation
+    besides the epochs themselves is the result.
+
+    Parameters
+    ----------
+    epochs : list of T Tensors of shape (N, C), float16
+        One per epoch, on any device; NaN where a sample was not recorded.
+
+    Returns
+    -------
+    ndarray of shape (N, T, C), float16
+    """
+    T = len(epochs)
+    N, C = epochs[0].shape
+    out = np.empty((N, T, C), dtype=np.float16)
+    step = max(1, block_elements // max(1, T * C))
+    for s in range(0, N, step):
+        block = torch.stack([e[s:s + step] for e in epochs], 1).cpu().numpy()    # (b, T, C) float16
+        if np.isnan(block).any():
+            block = interpolate_missing(block.astype(np.float32)).astype(np.float16)
+        out[s:s + step] = block
     return out

@@ -1,16 +1,19 @@
 """Recording training dynamics from any training loop: :class:`DynamicsRecorder`."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .batch_values import batch_values
-from .interpolate import interpolate_missing
+from .deferred import PendingEpoch, flush_epoch
+from .interpolate import interpolate_missing, interpolated_full
 from .npy_appender import _NpyAppender
-from .recorder_checks import (check_all_recorded, check_batch, check_labels_match, check_recorder_args,
-                              classes_changed, result_labels, result_meta, warn_if_no_epochs, warn_if_per_batch)
+from .recorder_checks import (as_batch_tensor, check_batch_shapes, check_batch_values, check_labels_match,
+                              check_recorder_args, classes_changed, never_recorded, never_recorded_message,
+                              result_labels, result_meta, warn_if_no_epochs, warn_if_per_batch)
 from .value import Dynamics
 
 
@@ -49,21 +52,32 @@ class DynamicsRecorder:
         Where the buffers live; default: the device of the first logits seen.
     check : bool
         Validate every batch (shapes, label and id ranges, finite logits) and
-        warn, once, about common mistakes (see Warns). Costs a host sync per
-        batch on GPU; the built-in training loop turns it off. With
-        ``check=False`` nothing is validated: NaN logits are recorded as
-        missing values (filled by interpolation from the sample's other epochs,
-        or reported by ``result()`` as never recorded), and out-of-range labels
+        warn, once, about common mistakes (see Warns). With deferred recording
+        ``update`` checks shapes and dtypes of every batch and the values of
+        the epoch's first batch; ``next_epoch()`` checks the values of all the
+        epoch's batches in one vectorized pass and names the first batch at
+        fault (the epoch is then not recorded). Without deferring, values are
+        checked per batch (a host sync per batch on GPU). With
+        ``check=False`` nothing is validated but, when deferred, label and id
+        ranges (in ``next_epoch()``): NaN logits are recorded as missing values
+        (filled by interpolation from the sample's other epochs, or reported by
+        ``result()`` as never recorded), and, not deferred, out-of-range labels
         or ids fail inside torch. Either way, empty batches (B = 0) are
         ignored and a change in the number of classes C is an error.
     defer : bool, optional
         Keep references to the epoch's batches and compute probabilities,
         margins and full probabilities once per epoch in ``next_epoch()``, so
-        that ``update`` only appends to a list (no kernel launch on GPU). The
-        tensors passed to ``update`` must then not be modified in place before
-        ``next_epoch()`` (checked: an error says so). Same values either way
-        (to float32 rounding). Default (None): defer when N x C <= 2**26 (at
-        most 256 MiB of logits held per epoch).
+        that ``update`` only appends to a list (no kernel launch on GPU).
+        NumPy arrays and lists passed to ``update`` are copied; tensors are
+        kept as they are and must not be modified before ``next_epoch()``:
+        an in-place change (torch's version counter) is an error in
+        ``next_epoch()``, and a buffer reused for a later batch of the epoch
+        (a tensor in the memory of one kept from an earlier batch, as a CUDA
+        graph's static output or ``torch.from_numpy`` of a refilled array
+        gives) is an error in ``next_epoch()`` too; the epoch is then not
+        recorded. Same values either way (to float32 rounding). Default
+        (None): defer when N x C <= 2**26 (at most 256 MiB of logits held per
+        epoch).
 
     Warns
     -----
@@ -109,12 +123,15 @@ class DynamicsRecorder:
         self.full_path = None if full_path is None else Path(full_path)
         self._full_file = None      # _NpyAppender when streaming full probabilities to disk
         self._defer = defer
-        self._pending = None        # deferred mode: this epoch's batches [(logits, labels, ids, versions)]
+        self._pending = None        # deferred mode: this epoch's batches (PendingEpoch)
         self._zbuf = None           # deferred mode: the epoch's logits, concatenated (reused across epochs)
         self._C = None              # number of classes, from the first non-empty batch
         self._rows = 0              # rows passed to update() in the current epoch
         self._last_rows = 0         # ... in the last closed epoch
         self._empty_only = False    # the current epoch received only empty batches so far
+        self._coverage = []         # per closed epoch: (rows passed to update(), distinct samples among them)
+        self._max_batch = 0         # the largest batch passed to update()
+        self._sig = None            # shapes and dtypes of the last batch whose shapes were checked
         self._warned = set()        # kinds of misuse warned about (once per recorder each)
 
     # -- buffers -----------------------------------------------------------
@@ -136,7 +153,7 @@ class DynamicsRecorder:
         if self._defer is None:
             self._defer = self.num_samples * num_classes <= 2 ** 26
         if self._defer:
-            self._pending = []
+            self._pending = PendingEpoch()
 
     def _grow(self) -> None:
         def grow(b):
@@ -168,7 +185,9 @@ class DynamicsRecorder:
         ValueError
             If C differs from the first batch's (with ``check=False`` and
             deferred recording: in ``next_epoch()``), and with ``check=True``
-            for wrong shapes, dtypes, ranges or non-finite logits.
+            for wrong shapes, dtypes, ranges or non-finite logits (deferred:
+            values of the epoch's first batch here, of the others in
+            ``next_epoch()``).
 
         Warns
         -----
@@ -177,100 +196,69 @@ class DynamicsRecorder:
             probabilities (softmax outputs).
         """
         if not isinstance(logits, torch.Tensor):
-            logits = torch.as_tensor(logits)
+            logits = as_batch_tensor(logits, "logits")
         if not isinstance(labels, torch.Tensor):
-            labels = torch.as_tensor(labels)
+            labels = as_batch_tensor(labels, "labels")
         if not isinstance(sample_ids, torch.Tensor):
-            sample_ids = torch.as_tensor(sample_ids)
-        if self.check:
-            check_batch(logits, labels, sample_ids, self.num_samples, self.num_classes, self._C,
-                        self._warned)   # also: the number of classes is unchanged
-            self._rows += logits.shape[0]
-        if logits.ndim and logits.shape[0] == 0:   # an empty batch: nothing to record
+            sample_ids = as_batch_tensor(sample_ids, "sample_ids")
+        if self.check:   # no values read here: no kernel, no host sync
+            sig = (logits.shape, labels.shape, sample_ids.shape, logits.dtype, labels.dtype, sample_ids.dtype)
+            if sig != self._sig:        # (the same shapes and dtypes as the last batch that passed: passes)
+                check_batch_shapes(logits, labels, sample_ids, self.num_classes, self._C)
+                self._sig = sig
+        B = logits.shape[0] if logits.ndim else 0
+        if B == 0:                      # an empty batch: nothing to record
             self._empty_only |= not self._touched
             return
+        pending = self._pending
+        if self.check and (pending is None or not pending.logits):   # every batch, or deferred the epoch's first
+            check_batch_values(logits, labels, sample_ids, self.num_samples, self._warned, stacklevel=3)
         if self._buf is None:
             self._alloc(self._device or logits.device, logits.shape[1])
-        if self._pending is not None:   # deferred: the rest happens once per epoch, in next_epoch()
-            # (kept minimal when check=False: a changed C is caught in next_epoch())
-            self._pending.append((logits.detach(), labels, sample_ids,
-                                  (logits._version, labels._version, sample_ids._version)))
-            self._touched = True
-            return
-        if logits.shape[-1] != self._C:
-            raise ValueError(classes_changed(logits.shape[-1], self._C))
-        dev = self._buf.device
-        logits = logits.detach()
-        if logits.device != dev or logits.dtype != torch.float32:
-            logits = logits.to(dev, torch.float32)
-        if labels.device != dev or labels.dtype != torch.int64:
-            labels = labels.to(dev, torch.int64)
-        if sample_ids.device != dev or sample_ids.dtype != torch.int64:
-            sample_ids = sample_ids.to(dev, torch.int64)
-        if self._epochs >= self._capacity:
-            self._grow()
-        t = self._epochs
-        with torch.no_grad():
-            given, margin, runner, full = batch_values(logits.t().contiguous(), labels,
-                                                         margins=self._mbuf is not None, full=self._fbuf is not None)
-            self._buf[t].index_copy_(0, sample_ids, given)
-            if margin is not None:
-                self._mbuf[t].index_copy_(0, sample_ids, margin)
-                self._rbuf[t].index_copy_(0, sample_ids, runner)
-            if full is not None:
-                self._fbuf.index_copy_(0, sample_ids, full)
-            self._labels.index_copy_(0, sample_ids, labels)
+            pending = self._pending
+        if pending is not None:         # deferred: the rest (checks included) happens once per epoch, in next_epoch()
+            pending.add(logits.detach() if logits.requires_grad else logits, labels, sample_ids)
+        else:
+            self._record_now(logits, labels, sample_ids)
+        self._rows += B
+        if B > self._max_batch:
+            self._max_batch = B
         self._touched = True
 
     @torch.no_grad()
-    def _flush_deferred(self) -> None:
-        """Deferred mode: turn the epoch's batches into recorded values (unseen samples stay NaN)."""
-        pending, self._pending = self._pending, []
-        self._touched = False           # the batches are consumed, even if this fails
-        for k, (lg, y, ids, ver) in enumerate(pending):
-            if (lg._version, y._version, ids._version) != ver:
-                raise RuntimeError(
-                    f"a tensor passed to update() (batch {k} of this epoch) was modified in place before "
-                    "next_epoch(); pass fresh tensors (e.g. logits.clone()) or build the recorder with defer=False")
-        if not self.check:              # with check=True, update() has already done this
-            for lg, *_ in pending:
-                if lg.shape[-1] != self._C:
-                    raise ValueError(classes_changed(lg.shape[-1], self._C))
+    def _record_now(self, logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor) -> None:
+        """Not deferred: write one batch's values into the current epoch."""
+        if logits.shape[-1] != self._C:
+            raise ValueError(classes_changed(logits.shape[-1], self._C))
+        dev = self._buf.device
+        logits, labels = logits.detach().to(dev, torch.float32), labels.to(dev, torch.int64)
+        sample_ids = sample_ids.to(dev, torch.int64)
         if self._epochs >= self._capacity:
             self._grow()
-        t, dev = self._epochs, self._buf.device
-        M = sum(len(p[2]) for p in pending)
-        if self._zbuf is None or self._zbuf.shape[0] < M or self._zbuf.device != dev:
-            self._zbuf = torch.empty((M, pending[0][0].shape[1]), dtype=torch.float32, device=dev)
-        z = torch.cat([p[0].to(dev, torch.float32) for p in pending], out=self._zbuf[:M])  # reused: no page faults
-        y = torch.cat([p[1].to(dev, torch.int64) for p in pending])
-        ids = torch.cat([p[2].to(dev, torch.int64) for p in pending])
-        del pending
-        # values are computed in batch order, in blocks of ~2**18 logits (1 MiB; temporaries stay in cache on
-        # CPU, few launches on GPU), then put in sample order; the last occurrence of a sample in the epoch wins
-        # (deterministic, unlike index_copy_ with duplicate indices)
-        step = max(1024, (1 << 18) // z.shape[1]) if dev.type == "cpu" else 1 << 20
-        parts = [batch_values(z[a:a + step].t().contiguous(), y[a:a + step], margins=self._mbuf is not None,
-                              full=self._fbuf is not None) for a in range(0, M, step)]
-        values = [torch.cat(v) if v[0] is not None else None for v in zip(*parts)]   # given, margin, runner, full
-        last = torch.full((self.num_samples,), -1, dtype=torch.int64, device=dev)
-        last.scatter_reduce_(0, ids, torch.arange(M, device=dev), reduce="amax")
-        if bool((last >= 0).all()):          # every sample seen (the usual case): rows of the epoch, in sample order
-            samples, rows = None, last
-        else:
-            samples = (last >= 0).nonzero().squeeze(1)
-            rows = last.index_select(0, samples)
-        targets = (self._buf[t], self._mbuf[t] if self._mbuf is not None else None,
-                   self._rbuf[t] if self._rbuf is not None else None,
-                   self._fbuf, self._labels)
-        for buf, v in zip(targets, values + [y]):
-            if buf is None or v is None:
-                continue
-            v = v.index_select(0, rows)      # index_select: far faster than v[rows] on CPU
-            if samples is None:
-                buf.copy_(v)
-            else:
-                buf.index_copy_(0, samples, v)
+        t = self._epochs
+        given, margin, runner, full = batch_values(logits.t().contiguous(), labels,
+                                                   margins=self._mbuf is not None, full=self._fbuf is not None)
+        self._buf[t].index_copy_(0, sample_ids, given)
+        if margin is not None:
+            self._mbuf[t].index_copy_(0, sample_ids, margin)
+            self._rbuf[t].index_copy_(0, sample_ids, runner)
+        if full is not None:
+            self._fbuf.index_copy_(0, sample_ids, full)
+        self._labels.index_copy_(0, sample_ids, labels)
+
+    def _flush_deferred(self, stacklevel: int) -> tuple[int, int]:
+        """Deferred mode: validate the epoch's batches and turn them into recorded values (unseen samples stay
+        NaN); returns the epoch's rows and distinct samples. The batches are consumed, even if this fails."""
+        pending, self._pending = self._pending, PendingEpoch()
+        if self._epochs >= self._capacity:
+            self._grow()
+        t = self._epochs
+        targets = (self._buf[t], None if self._mbuf is None else self._mbuf[t],
+                   None if self._rbuf is None else self._rbuf[t], self._fbuf, self._labels)
+        with torch.no_grad():            # (a context, not a decorator: no extra frame for warnings' stacklevel)
+            self._zbuf, rows, seen = flush_epoch(pending, targets, self.num_samples, self._C, self.check,
+                                                 self._warned, self._zbuf, stacklevel + 1)
+        return rows, seen
 
     def next_epoch(self) -> None:
         """Close the current epoch; call it once per epoch, after all of the epoch's batches.
@@ -292,10 +280,15 @@ class DynamicsRecorder:
                 raise RuntimeError("next_epoch(): every update() of this epoch had an empty batch (B = 0), so "
                                    "there is nothing to record; pass non-empty batches")
             raise RuntimeError("next_epoch() called with no update() since the last epoch; call update() per batch first")
+        rows, self._rows = self._rows, 0
+        self._touched = self._empty_only = False    # the epoch's data is consumed, even if closing it fails
         if self._pending is not None:
-            self._flush_deferred()
+            rows, seen = self._flush_deferred(stacklevel + 1)
+        else:
+            seen = int(torch.count_nonzero(~torch.isnan(self._buf[self._epochs])))
         if self.check:
-            warn_if_per_batch(self._buf[self._epochs], self._warned, stacklevel)
+            warn_if_per_batch(seen, self.num_samples, self._warned, stacklevel)
+        self._coverage.append((rows, seen))
         if self._full_file is not None:
             self._full_file.append(self._fbuf.cpu().numpy())
             self._fbuf.fill_(float("nan"))
@@ -303,33 +296,18 @@ class DynamicsRecorder:
             self._fdone.append(self._fbuf)
             self._fbuf = torch.full_like(self._fbuf, float("nan"))
         self._epochs += 1
-        self._touched = False
-        self._empty_only = False
-        self._last_rows, self._rows = self._rows, 0
+        self._last_rows = rows
 
     def _full_array(self, T: int, block_elements: int = 1 << 24) -> np.ndarray:
-        """The in-memory full probabilities as an (N, T, C) float16 NumPy array, gaps interpolated.
-
-        Built a block of samples at a time (interpolation is per sample), so the only large
-        allocation besides the recorder's own epochs is the result itself.
-        """
-        epochs = self._fdone[:T]                              # T tensors (N, C) float16, on the recorder's device
-        N, C = epochs[0].shape
-        out = np.empty((N, T, C), dtype=np.float16)
-        step = max(1, block_elements // max(1, T * C))
-        for s in range(0, N, step):
-            block = torch.stack([e[s:s + step] for e in epochs], 1).cpu().numpy()    # (b, T, C) float16
-            if np.isnan(block).any():
-                block = interpolate_missing(block.astype(np.float32)).astype(np.float16)
-            out[s:s + step] = block
-        return out
+        """The in-memory full probabilities of the first T epochs, (N, T, C) float16, gaps interpolated."""
+        return interpolated_full(self._fdone[:T], block_elements)
 
     @property
     def num_epochs(self) -> int:
         """Number of closed epochs."""
         return self._epochs
 
-    def result(self, labels=None, is_flipped=None, meta: dict | None = None) -> Dynamics:
+    def result(self, labels=None, is_flipped=None, meta: dict | None = None, unseen: str = "raise") -> Dynamics:
         """Return the recorded :class:`Dynamics` (an open epoch with data is closed first).
 
         Samples missing in some epochs are filled by per-sample linear
@@ -346,28 +324,41 @@ class DynamicsRecorder:
         meta : dict, optional
             JSON-serialisable description; NumPy scalars and arrays in it are
             turned into Python numbers and lists.
+        unseen : {"raise", "drop"}
+            What to do with samples never passed to ``update()``: "raise" (the
+            default) raises ValueError naming them and the likely cause (a
+            sampler that skips samples, ``drop_last``, ``num_samples`` too
+            large); "drop" returns the recorded samples only, in id order, with
+            a warning, and ``meta["sample_ids"]`` (the id of each row) and
+            ``meta["unseen_ids"]`` (the never-recorded ids). ``labels`` and
+            ``is_flipped`` are still given for all N samples.
 
         Returns
         -------
         Dynamics
-            ``probs`` of shape (N, T) float32, T = number of epochs.
+            ``probs`` of shape (N, T) float32, T = number of epochs (with
+            ``unseen="drop"``, (N - K, T) for K never-recorded samples).
 
         Raises
         ------
         ValueError
-            If some sample was never recorded, or ``labels`` is not of shape
-            (N,) or differs from the labels passed to ``update``.
+            If some sample was never recorded (with ``unseen="raise"``),
+            ``unseen`` is another value, or ``labels`` is not of shape (N,) or
+            differs from the labels passed to ``update``.
         TypeError
             If ``meta`` holds a value JSON cannot store (the message names its key).
 
         Warns
         -----
         UserWarning
-            With ``check=True``, if only one epoch was recorded although
-            update() covered the samples at least twice over in it
-            (``next_epoch()`` never called).
+            With ``unseen="drop"``, naming the samples left out; and with
+            ``check=True``, if only one epoch was recorded although update()
+            covered the samples at least twice over in it (``next_epoch()``
+            never called).
         """
-        meta = result_meta(meta)
+        if unseen not in ("raise", "drop"):
+            raise ValueError(f"unseen must be 'raise' or 'drop', got {unseen!r}")
+        meta = dict(result_meta(meta) or {})
         labels = result_labels(labels, self.num_samples)
         if self._touched:
             self._close_epoch(stacklevel=3)
@@ -379,14 +370,20 @@ class DynamicsRecorder:
         if self.check:
             warn_if_no_epochs(T, self._last_rows, self.num_samples, self._warned, stacklevel=2)
         probs = self._buf[:T].T.cpu().numpy()
-        check_all_recorded(probs)
+        never = never_recorded(probs)
         recorded = self._labels.cpu().numpy()
+        if len(never):
+            message = never_recorded_message(never, self.num_samples, self._coverage, self._max_batch)
+            if unseen == "raise":
+                raise ValueError(message)
+            recorded[never] = 0 if labels is None else labels[never]   # placeholders, dropped below
         check_labels_match(labels, recorded)
-        probs = interpolate_missing(probs)
-        margins = interpolate_missing(self._mbuf[:T].T.cpu().numpy()) if self._mbuf is not None else None
+        fill = (lambda v: np.nan_to_num(v, nan=0.0)) if len(never) else (lambda v: v)   # never-seen rows
+        probs = fill(interpolate_missing(probs))
+        margins = fill(interpolate_missing(self._mbuf[:T].T.cpu().numpy())) if self._mbuf is not None else None
         runner_up = None
         if self._rbuf is not None:
-            runner_up = interpolate_missing(self._rbuf[:T].T.cpu().numpy(), method="previous").astype(np.int32)
+            runner_up = fill(interpolate_missing(self._rbuf[:T].T.cpu().numpy(), method="previous")).astype(np.int32)
         full = None
         if self._full_file is not None:
             self._full_file.interpolate()
@@ -394,8 +391,14 @@ class DynamicsRecorder:
             full = self._full_file.open("r").transpose(1, 0, 2)  # (N, T, C) view, nothing loaded
         elif self._fbuf is not None:
             full = self._full_array(T)
-        meta = dict(meta or {})
         meta.setdefault("epochs", T)
         from .. import __version__
         meta.setdefault("library_version", __version__)
-        return Dynamics(np.clip(probs, 0.0, 1.0), recorded, is_flipped, margins, full, meta, runner_up)
+        dyn = Dynamics(np.clip(probs, 0.0, 1.0), recorded, is_flipped, margins, full, meta, runner_up)
+        if len(never):                   # unseen="drop"
+            keep = np.setdiff1d(np.arange(self.num_samples), never)
+            dyn = dyn.subset(keep)
+            dyn.meta.update(sample_ids=keep.tolist(), unseen_ids=never.tolist())
+            warnings.warn(f"result(unseen='drop'): returning the {len(keep)} recorded samples only (meta['sample_ids'] "
+                          f"holds the id of each row). {message.split('; or pass')[0]}", UserWarning, stacklevel=2)
+        return dyn

@@ -55,7 +55,8 @@ def classes_changed(C: int, first: int) -> str:
 
 def check_batch(logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor, num_samples: int,
                 num_classes: int | None, first_classes: int | None, warned: set) -> None:
-    """Validate one ``update()`` batch (the recorder's ``check=True``).
+    """Validate one ``update()`` batch (the recorder's ``check=True``): :func:`check_batch_shapes`, then
+    :func:`check_batch_values`.
 
     Parameters
     ----------
@@ -81,25 +82,59 @@ def check_batch(logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Te
     UserWarning
         Once per recorder, if the logits look like probabilities.
     """
+    check_batch_shapes(logits, labels, sample_ids, num_classes, first_classes)
+    if logits.shape[0]:
+        check_batch_values(logits, labels, sample_ids, num_samples, warned)
+
+
+_GOOD_DTYPES: set = set()   # (logits, labels, sample_ids) dtypes that passed the dtype checks
+
+
+def check_batch_shapes(logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor,
+                       num_classes: int | None, first_classes: int | None) -> None:
+    """The checks of :func:`check_batch` that read no values (no kernel, no host sync): dimensions,
+    shapes, dtypes and the number of classes (not checked for an empty batch)."""
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (B, C), got shape {tuple(logits.shape)}")
     B, C = logits.shape
-    if C < 2:
-        raise ValueError(f"logits need at least 2 classes, got C={C}")
     if labels.shape != (B,) or sample_ids.shape != (B,):
         raise ValueError(f"labels and sample_ids must have shape ({B},) to match logits; got "
                          f"{tuple(labels.shape)} and {tuple(sample_ids.shape)}")
-    if sample_ids.dtype == torch.bool:
+    dtypes = (logits.dtype, labels.dtype, sample_ids.dtype)
+    if dtypes not in _GOOD_DTYPES:
+        _check_dtypes(*dtypes)
+        _GOOD_DTYPES.add(dtypes)
+    if C < 2:
+        raise ValueError(f"logits need at least 2 classes, got C={C}")
+    if B == 0:
+        return
+    if num_classes and C != num_classes:
+        raise ValueError(f"logits have {C} classes but the recorder was built with num_classes={num_classes}")
+    if first_classes is not None and C != first_classes:
+        raise ValueError(classes_changed(C, first_classes))
+
+
+def _check_dtypes(logits: torch.dtype, labels: torch.dtype, sample_ids: torch.dtype) -> None:
+    """The dtype checks of :func:`check_batch_shapes`."""
+    if logits.is_complex:
+        raise ValueError(f"logits must be real numbers, got dtype {logits}")
+    if sample_ids == torch.bool:
         raise ValueError("sample_ids is a boolean tensor (a mask?); pass the integer index of each row in the "
                          "training set, in [0, num_samples) (e.g. the index your Dataset returns with each "
                          "sample)")
-    if labels.dtype == torch.bool:
+    if labels == torch.bool:
         raise ValueError("labels is a boolean tensor; pass integer class indices in [0, C) (e.g. labels.long() "
                          "for two classes 0/1)")
-    if labels.dtype.is_floating_point or sample_ids.dtype.is_floating_point:
+    if labels.is_floating_point or sample_ids.is_floating_point or labels.is_complex or sample_ids.is_complex:
         raise ValueError("labels and sample_ids must be integer tensors")
-    if B == 0:
-        return
+
+
+def check_batch_values(logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor, num_samples: int,
+                       warned: set, stacklevel: int = 4) -> None:
+    """The checks of :func:`check_batch` that read the values of a non-empty batch whose shapes passed
+    :func:`check_batch_shapes`: finite logits, labels in [0, C), ids in [0, num_samples); and the warning
+    about probabilities passed as logits (by default blaming the caller of ``update()``)."""
+    C = logits.shape[1]
     lg = logits.detach() if logits.dtype != torch.bool else logits.to(torch.uint8)
     # two host syncs for all range checks: min/max of the logits (NaN propagates), and of labels and ids
     lo, hi = torch.stack(torch.aminmax(lg)).tolist()
@@ -108,44 +143,45 @@ def check_batch(logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Te
                                          ).to(torch.int64).tolist()
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("logits contain NaN or inf (the model diverged?); lower the learning rate")
-    if ymin < 0 or ymax >= C:
-        raise ValueError(f"labels must be in [0, {C}) for logits with {C} classes, got range "
-                         f"[{int(ymin)}, {int(ymax)}]")
-    if imin < 0 or imax >= num_samples:
-        raise ValueError(f"sample_ids must be in [0, {num_samples}), got range "
-                         f"[{int(imin)}, {int(imax)}]")
-    if num_classes and C != num_classes:
-        raise ValueError(f"logits have {C} classes but the recorder was built with num_classes={num_classes}")
-    if first_classes is not None and C != first_classes:
-        raise ValueError(classes_changed(C, first_classes))
+    problem = range_problem(ymin, ymax, imin, imax, C, num_samples)
+    if problem:
+        raise ValueError(problem)
     if lo >= 0 and hi <= 1 + 1e-2 and "probabilities" not in warned:
-        check_probabilities(lg, warned)
+        check_probabilities(lg, warned, stacklevel + 1)
 
 
-def check_probabilities(logits: torch.Tensor, warned: set) -> None:
-    """Warn (once) if every row is non-negative and sums to 1: softmax outputs passed as logits."""
+def range_problem(ymin: int, ymax: int, imin: int, imax: int, num_classes: int, num_samples: int) -> str | None:
+    """The error message for labels in ``[ymin, ymax]`` or sample ids in ``[imin, imax]`` outside their
+    ranges (labels first), or None if both are in range."""
+    if ymin < 0 or ymax >= num_classes:
+        return (f"labels must be in [0, {num_classes}) for logits with {num_classes} classes, got range "
+                f"[{int(ymin)}, {int(ymax)}]")
+    if imin < 0 or imax >= num_samples:
+        return f"sample_ids must be in [0, {num_samples}), got range [{int(imin)}, {int(imax)}]"
+    return None
+
+
+def check_probabilities(logits: torch.Tensor, warned: set, stacklevel: int = 5) -> None:
+    """Warn (once) if every row is non-negative and sums to 1: softmax outputs passed as logits.
+
+    By default the warning blames the caller of ``update()`` (through ``update -> check_batch ->
+    check_batch_values -> check_probabilities``)."""
     x = logits.detach().to(torch.float32)
     tol = 1e-3 if logits.dtype in (torch.float32, torch.float64) else 1e-2
     sums_to_one = float((x.sum(1) - 1).abs().max()) <= tol
     # rows of only 0s and 1s (one-hot toy logits) are ambiguous: not reported
     if sums_to_one and bool(((x > 0) & (x < 1)).any()):
-        # blames the caller of update() (update -> check_batch -> check_probabilities)
         warn_once(warned, "probabilities", (
             "update() received what look like probabilities: every row of the batch is non-negative and "
             "sums to 1. update() expects logits (the model's raw outputs, before softmax), so the recorded "
             "probabilities would be wrong; drop the final softmax from the model's output, or pass "
-            "torch.log(probs)"), stacklevel=4)
+            "torch.log(probs)"), stacklevel=stacklevel)
 
 
-def warn_if_per_batch(epoch_probs: torch.Tensor, warned: set, stacklevel: int) -> None:
-    """Warn (once) if an epoch just closed updated fewer than half of the samples (N >= 8).
-
-    ``epoch_probs``: the epoch's (N,) given-label probabilities, NaN where not updated.
-    """
-    num_samples = epoch_probs.shape[0]
+def warn_if_per_batch(seen: int, num_samples: int, warned: set, stacklevel: int) -> None:
+    """Warn (once) if an epoch just closed updated only ``seen`` < N / 2 of the samples (N >= 8)."""
     if "per-batch" in warned or num_samples < 8:
         return
-    seen = int(torch.count_nonzero(~torch.isnan(epoch_probs)))
     if 2 * seen < num_samples:
         warn_once(warned, "per-batch", (
             f"next_epoch(): only {seen} of the {num_samples} samples were updated in the epoch it "
@@ -199,15 +235,71 @@ def result_labels(labels, num_samples: int) -> np.ndarray | None:
     return labels
 
 
-def check_all_recorded(probs: np.ndarray) -> None:
-    """Raise ValueError if a row of the (N, T) ``probs`` is NaN at every epoch (a sample never recorded)."""
-    never = np.isnan(probs).all(axis=1)
-    if never.any():
-        ids = np.nonzero(never)[0]
-        raise ValueError(f"{len(ids)} samples were never recorded (e.g. ids {ids[:5].tolist()}); "
-                         "every sample id in [0, num_samples) must appear in at least one update(). A "
-                         "DataLoader with drop_last=True and no shuffling leaves the same last samples out "
-                         "of every epoch: pass every sample at least once (e.g. drop_last=False)")
+def never_recorded(probs: np.ndarray) -> np.ndarray:
+    """The ids of the samples whose row of the (N, T) ``probs`` is NaN at every epoch (never recorded)."""
+    return np.nonzero(np.isnan(probs).all(axis=1))[0]
+
+
+def never_recorded_message(ids: np.ndarray, num_samples: int, coverage: list, max_batch: int) -> str:
+    """The error for samples ``ids`` never passed to ``update()``, naming the likely cause.
+
+    Parameters
+    ----------
+    ids : ndarray of shape (K,), int
+        The never-recorded sample ids, ascending (K >= 1).
+    num_samples : int
+    coverage : list of (int, int)
+        Per closed epoch: rows passed to ``update()`` and distinct samples among them.
+    max_batch : int
+        The largest batch passed to ``update()``.
+    """
+    k = len(ids)
+    head = f"{k} samples were never recorded (e.g. ids {ids[:5].tolist()}), out of num_samples={num_samples}"
+    drop = "; or pass unseen='drop' to result() to get the Dynamics of the recorded samples only"
+    repeats = [(r, s) for r, s in coverage if r > s]
+    tail = ids[0] == num_samples - k and ids[-1] == num_samples - 1
+    if repeats:
+        r, s = repeats[0]
+        return (f"{head}: in {len(repeats)} of {len(coverage)} epochs update() received some samples more than "
+                f"once (e.g. {r} rows for {s} distinct samples), so the loader draws samples with replacement "
+                "(WeightedRandomSampler, RandomSampler(replacement=True)) and leaves others out at random. Every "
+                "sample id in [0, num_samples) must appear in at least one update(): train with a sampler that "
+                f"covers the dataset (or record a separate pass over all samples each epoch){drop}")
+    if tail and k < max_batch:
+        return (f"{head}: the last {k} sample ids never came. A DataLoader with drop_last=True and no shuffling "
+                "leaves the same last samples out of every epoch: pass every sample at least once (e.g. "
+                f"drop_last=False){drop}")
+    if tail:
+        return (f"{head}: no id >= {num_samples - k} ever came; is num_samples={num_samples} larger than the "
+                f"training set? Build the recorder with num_samples=len(train_set){drop}")
+    return (f"{head}: every epoch passed at most {max((s for _, s in coverage), default=0)} distinct samples to "
+            "update(), so the loader covers only part of the dataset (SubsetRandomSampler, a Subset, a "
+            "DistributedSampler shard recorded on one process, a filter in the loop). Every sample id in "
+            "[0, num_samples) must appear in at least one update(): record every sample, or build the recorder "
+            f"for the subset with its own ids in [0, len(subset)){drop}")
+
+
+def as_batch_tensor(value, name: str) -> torch.Tensor:
+    """``value`` as a tensor: a tensor as it is, anything else (NumPy array, list) as a fresh copy.
+
+    A copy, because the deferred recorder keeps the batch until ``next_epoch()``: a NumPy buffer that the
+    loop refills per batch would otherwise be recorded with its last contents.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not numeric (``name`` names the argument).
+    """
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        arr = np.array(value, copy=True)
+        if arr.dtype.kind in "biufc":
+            return torch.from_numpy(arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("=")))
+        return torch.tensor(arr)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name} must be a tensor or an array of numbers, got {type(value).__name__} "
+                         f"({exc})") from None
 
 
 def check_labels_match(labels: np.ndarray | None, recorded: np.ndarray) -> None:

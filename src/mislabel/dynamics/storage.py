@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import tokenize
 import warnings
 import zipfile
 from pathlib import Path
@@ -102,20 +104,24 @@ def load_npz(path, cls):
         raise ValueError(f"{path} is not a .npz (zip) file (it starts with {head!r}; a text or CSV file?); "
                          f"{expected}")
     try:
+        _check_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             content = {k: z[k] for k in z.files}
+    except (SyntaxError, tokenize.TokenError, MemoryError) as exc:   # a damaged .npy header (numpy parses it
+        raise ValueError(f"{path} is not a readable .npz file (an array header is damaged: {type(exc).__name__}); "
+                         "re-create it with Dynamics.save") from None           # as a Python literal)
     except ValueError as exc:
         if "pickle" in str(exc):   # numpy's message would advise allow_pickle=True: never needed here
             raise ValueError(f"{path} holds Python objects (pickled arrays), which a dynamics file never "
                              f"does; {expected}") from None
         raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:   # RuntimeError: zipfile, "encrypted"
         raise ValueError(f"{path} is not a readable .npz file ({exc}); re-create it with Dynamics.save") from None
     except NotImplementedError as exc:   # zipfile: a compression method it cannot decompress
         raise ValueError(f"{path} is not a readable .npz file ({exc}: its arrays are zipped with a compression "
                          "method this Python cannot read); re-create it with Dynamics.save, which writes them "
                          "uncompressed") from None
-    if content.get("format") is None or str(content["format"]) != FORMAT:
+    if content.get("format") is None or _text(content, "format", path) != FORMAT:
         raise ValueError(f"{path} is not a mislabel dynamics file (missing format tag {FORMAT!r})")
     version = _format_version(content.get("format_version"), path)
     if version != FORMAT_VERSION:
@@ -124,18 +130,49 @@ def load_npz(path, cls):
         if key not in content:
             raise ValueError(f"{path} lacks the required array {key!r}")
     try:
-        meta = json.loads(str(content.get("meta", "{}")))
+        meta = json.loads(_text(content, "meta", path) if "meta" in content else "{}")
     except json.JSONDecodeError:
         raise ValueError(f"{path} has unreadable metadata (meta is not JSON)") from None
     full = content.get("full")
     if full is None and "full_file" in content:
         fingerprint = content.get("full_fingerprint")   # absent in files written before it existed
-        full = _open_full_npy(path, str(content["full_file"]), None if fingerprint is None else str(fingerprint))
+        full = _open_full_npy(path, _text(content, "full_file", path),
+                              None if fingerprint is None else _text(content, "full_fingerprint", path))
     try:
         return cls(probs=content["probs"], labels=content["labels"], is_flipped=content.get("is_flipped"),
                    margins=content.get("margins"), full=full, meta=meta, runner_up=content.get("runner_up"))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def _text(content: dict, key: str, path) -> str:
+    """The string array ``content[key]`` as a str; ValueError if it holds no valid text (numpy turns a code
+    point beyond U+10FFFF into a broken str, on which string operations raise SystemError)."""
+    a = np.asarray(content[key])
+    if a.dtype.kind == "U" and a.size and np.ascontiguousarray(a).reshape(-1).view(np.uint32).max() > 0x10FFFF:
+        raise ValueError(f"{path}: its {key!r} entry is not readable text (code points beyond U+10FFFF); the "
+                         "file is damaged")
+    return str(a)
+
+
+def _check_sizes(path: Path) -> None:
+    """Raise ValueError if an array header in the ``.npz`` at ``path`` promises more data than its member
+    holds: a damaged header that would have ``np.load`` allocate the promised size before finding out."""
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                except ValueError:
+                    continue                 # not an .npy member: np.load says what is wrong
+                read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                if version not in read:
+                    continue
+                shape, _, dtype = read[version](fh)
+                promised = math.prod(shape) * dtype.itemsize
+                if not dtype.hasobject and promised > info.file_size - fh.tell():
+                    raise ValueError(f"array {info.filename!r} claims shape {shape} of {dtype} ({promised} bytes) but "
+                                     f"holds {max(info.file_size - fh.tell(), 0)} bytes: the file is damaged")
 
 
 def _backing_npy(full) -> Path | None:
@@ -163,7 +200,7 @@ def _open_full_npy(npz_path: Path, name: str, fingerprint: str | None = None):
         return None
     try:
         mm = np.load(f, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, SyntaxError, tokenize.TokenError, MemoryError) as exc:
         raise ValueError(f"{npz_path}: cannot read its full-probabilities file {f} ({exc})") from None
     if fingerprint is not None and _full_fingerprint(mm) != fingerprint:
         warnings.warn(f"{npz_path}: full class probabilities are stored in {f}, but that file has been replaced "
@@ -179,7 +216,7 @@ def _file_fingerprint(f: Path) -> str | None:
     """:func:`_full_fingerprint` of the ``.npy`` at ``f`` now; None if it is missing or unreadable."""
     try:
         return _full_fingerprint(np.load(f, mmap_mode="r", allow_pickle=False))
-    except (ValueError, OSError):
+    except (ValueError, OSError, SyntaxError, tokenize.TokenError, MemoryError):
         return None
 
 

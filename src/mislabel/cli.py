@@ -232,30 +232,16 @@ def _detect(a) -> None:
         print(f"{line} ({expected:.1%} of {of}).")
 
 
-def _method_names() -> list[str]:
-    from . import methods
-
-    return methods.names()
-
-
 def _method_scores(a, dyn) -> tuple[int, np.ndarray]:
-    """Scores of registry method ``a.method`` (:mod:`mislabel.methods`) from the recorded run alone."""
+    """Scores of a method of :mod:`mislabel.methods` that needs only the recorded run (``methods.score_run``)."""
     from . import methods
 
     if a.detector:
         raise CLIError(f"--detector is the checkpoint of the detector method; --method {a.method} does not read it")
-    info = methods.METHODS[a.method]
-    if "images" in info.needs or "is_flipped" in info.needs:
-        what = "the images" if "images" in info.needs else "the true flips"
-        raise CLIError(f"--method {a.method} needs {what}, which a dynamics file does not hold; run it from Python "
-                       f"with mislabel.methods.run({a.method!r}, mislabel.methods.Task(images=..., labels=..., ...))")
-    meta = dyn.meta or {}
-    classes = meta.get("num_classes") or len(meta.get("classes") or []) or int(dyn.labels.max(initial=0)) + 1
-    task = methods.Task(images=None, labels=dyn.labels, num_classes=max(int(classes), 2), dynamics=dyn)
     try:
-        return dyn.num_epochs, methods.run(a.method, task).scores
+        return dyn.num_epochs, methods.score_run(a.method, dyn).scores
     except ValueError as err:
-        raise CLIError(f"--method {a.method}: {err}") from None
+        raise CLIError(f"--method {a.method}: {_one_line(err)}") from None
 
 
 def _cell(path, line: int, row: dict, key: str, conv):
@@ -402,9 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(rank, index, given_label, score).")
     d.add_argument("--dynamics", required=True)
     d.add_argument("--detector", default=None, help="checkpoint (default: the shipped pretrained detector)")
-    d.add_argument("--method", default=None, choices=_method_names(),
-                   help="rank with this method of mislabel.methods instead of the detector (e.g. aum, forgetting); "
-                   "methods that train on the images are run from Python")
+    d.add_argument("--method", default=None,
+                   help="rank with this method of mislabel.methods instead of the shipped detector: one that needs "
+                   "only the recorded run (aum, forgetting, datamaps, mean_loss, el2n, ctrl); the others train on "
+                   "the images and are run from Python (mislabel.methods.run)")
     d.add_argument("--top", type=_positive_int, default=None, help="write only the top K rows")
     d.add_argument("--expected-rate", type=_share, default=None,
                    help="share of wrong labels you expect, e.g. 0.2 (default: the share flipped, when the "

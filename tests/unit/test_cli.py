@@ -518,7 +518,8 @@ def test_detect_with_a_method_of_the_registry(run_dir, tmp_path, capsys):
     np.testing.assert_allclose(got, want, atol=1e-6)
     capsys.readouterr()
     # a method that trains on the images, or a detector checkpoint beside another method, is one clear line
-    for argv, name in ((["--method", "cleanlab"], "cleanlab"), (["--method", "aum", "--detector", "d.pt"], "--detector")):
+    for argv, name in ((["--method", "cleanlab"], "cleanlab"), (["--method", "aum", "--detector", "d.pt"], "--detector"),
+                       (["--method", "bogus"], "bogus")):
         rc = main(["detect", "--dynamics", str(x), "--out", str(tmp_path / "s.csv"), *argv])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and name in err and len(err.splitlines()) == 1

@@ -32,7 +32,7 @@ COLORS: dict[str, str] = {
     "AUM": "tab:purple",
     "AUM (threshold samples)": "#9467bd",
     "Standard": "black",
-    "Oracle": "tab:gray",
+    "Oracle": "#e6ab02",
     "DY-Bootstrap": "tab:brown",
     "Data Parameters": "tab:pink",
     "INCV": "tab:cyan",

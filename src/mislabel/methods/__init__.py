@@ -35,7 +35,9 @@ name                 what                                       own decision (``
 
 Modules: :mod:`~mislabel.methods.core` (Task, MethodResult, registry), ``from_dynamics``,
 ``clustering`` (ctrl), ``threshold_samples`` (aum_threshold), ``robust`` (with ``beta_mixture`` and
-``custom_loop``), ``cross_val`` (incv, cleanlab), ``learned`` (detector, shipped) and ``retrain``.
+``custom_loop``), ``cross_val`` (incv, cleanlab), ``learned`` (detector, shipped), ``retrain`` and
+``recorded`` (:func:`score_run`: the methods that need only a recorded run, on a ``Dynamics`` alone,
+as ``mislabel detect --method`` calls them).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from .threshold_samples import aum_threshold
 from .learned import detector, shipped
 from .clustering import ctrl
 from .retrain import remove_top, retrain_without, shrunk_batch_size
+from .recorded import num_classes_of, run_only_names, score_run
 
 # the table's order: the paper's rows first, then the methods beyond it
 _ORDER = ("standard", "oracle", "dy_bootstrap", "data_parameters", "incv", "aum", "aum_threshold", "detector",
@@ -56,7 +59,8 @@ METHODS.update({name: METHODS.pop(name) for name in _ORDER})
 __all__ = [
     "Task", "MethodResult", "MethodCost", "MethodInfo", "METHODS", "NEEDS", "names", "get", "run", "register",
     "check_needs", "retrain_without", "remove_top", "shrunk_batch_size", "forgetting_events",
-    "estimate_noise_ratio", "standard", "oracle", "dy_bootstrap", "data_parameters", "incv", "aum",
+    "estimate_noise_ratio", "run_only_names", "score_run", "num_classes_of",
+    "standard", "oracle", "dy_bootstrap", "data_parameters", "incv", "aum",
     "aum_threshold", "detector", "shipped", "cleanlab", "forgetting", "datamaps", "mean_loss", "el2n", "ctrl",
 ]
 

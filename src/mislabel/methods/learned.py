@@ -18,10 +18,13 @@ __all__ = ["detector", "shipped"]
 
 
 def _decide(task: Task, det: NoiseDetector, threshold: float, note: str) -> MethodResult:
+    """Score with ``det`` (what ``det.score`` gives) and flag scores >= ``threshold``; ``details`` holds the
+    threshold and ``scored_epochs``, the epochs the detector read (fewer than the run's where its
+    memorisation guard keeps only the epochs before the onset)."""
     threshold = check_share(threshold, "threshold", hint=" (a score is a probability of being mislabeled)")
-    scores = det.score(task.dynamics)
+    epochs, scores = det._view(task.dynamics)      # det.score's scores and the epochs they read, in one pass
     return MethodResult(scores, scores >= threshold, MethodCost(recorded_run=True, note=note),
-                        details={"threshold": threshold})
+                        details={"threshold": threshold, "scored_epochs": int(epochs)})
 
 
 @register("detector", needs=("dynamics",), summary="LSTM detector trained on a synthesized-noise run",
@@ -50,7 +53,8 @@ def detector(task: Task, *, detector: NoiseDetector | None = None, train_dynamic
     -------
     MethodResult
         ``cost.note`` says where the detector came from; its training time is in ``cost.seconds``,
-        the classifier run it was trained on is not.
+        the classifier run it was trained on is not. ``details``: ``threshold`` and ``scored_epochs``
+        (the epochs the detector read).
 
     Raises
     ------
@@ -84,6 +88,8 @@ def shipped(task: Task, *, threshold: float = 0.5) -> MethodResult:
     Returns
     -------
     MethodResult
+        ``details``: ``threshold`` and ``scored_epochs`` (the epochs the detector read: fewer than the
+        run's where its memorisation guard keeps only the epochs before the onset).
 
     Raises
     ------

@@ -62,6 +62,19 @@ def test_chapter_is_a_parameterized_myst_notebook(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] not in ("06",)], ids=lambda p: p.stem)
+def test_chapter_ends_with_exercises_that_name_its_parameters(path):
+    # "Try this": two or three exercises, each with the exact parameter to change
+    text = path.read_text()
+    assert "## Try this" in text, path.name
+    section = text.split("## Try this", 1)[1].split("```{code-cell}", 1)[0]
+    items = re.findall(r"^\d\. ", section, re.M)
+    assert 2 <= len(items) <= 3, path.name
+    named = set(re.findall(r"-p (\w+) ", section))
+    known = set(cli.chapter_parameters(path))
+    assert named and named <= known, (path.name, named - known)
+
+
 def test_intro_lists_every_chapter_parameter():
     # the introduction's table is how readers learn what a re-run can change
     rows = {}
@@ -74,7 +87,7 @@ def test_intro_lists_every_chapter_parameter():
         chapter = path.stem[:2]
         for name in cli.chapter_parameters(path):
             assert name in rows, f"{name} ({path.name}) is missing from the parameter table of book/intro.md"
-            spans = rows[name].replace("all", "01-06")
+            spans = rows[name].replace("all", f"01-{max(int(p.stem[:2]) for p in NOTEBOOKS):02d}")
             listed = set()
             for part in re.split(r",\s*", spans):
                 lo, _, hi = part.partition("-")
@@ -110,8 +123,58 @@ def _check_03(m):
     assert len(m["detector_minus_aum"]) == len(rows) // 2
 
 
+def _check_05(m):
+    # the shipped detector is graded on images it never saw
+    assert m["data"] == {"dataset": "fashion-mnist", "split": "test", "in_shipped_pool": False}
+
+
+def _check_09(m):
+    grid = m["underlying"]["rows"]
+    assert [(r["underlying_rate"], r["synthesized_rate"]) for r in grid] == [
+        (u, s) for u in SMOKE["analyses_underlying"] for s in SMOKE["analyses_synthesized"]]
+    for r in grid:
+        assert r["train_underlying_share"] == pytest.approx(r["underlying_rate"], abs=0.01)
+        assert 0.4 < r["map"] <= 1 and 0.5 < r["roc_auc"] <= 1
+    sc = m["superclass"]
+    assert {r["method"] for r in sc["rows"]} == {"detector", "aum", *sc["peers"]} and sc["best_peer"] in sc["peers"]
+    assert sc["groups"] == 3
+    for name in ("in-domain", "shipped detector"):
+        lime = m["lime"][name]
+        assert 1 <= len(lime["samples"]) <= SMOKE["analyses_lime_samples"]
+        assert len(lime["mean_abs_weight"]) == SMOKE["epochs"] and 0 <= lime["early_share"] <= 1
+
+
+def _check_07(m):
+    acc, quality = m["accuracy"], m["quality"]
+    assert {r["rate"] for r in acc} == set(SMOKE["retrain_rates"])
+    assert {r["method"] for r in acc} == set(SMOKE["retrain_methods"])
+    assert {r["method"] for r in quality} == set(SMOKE["retrain_methods"]) | set(SMOKE["retrain_scored"])
+    for r in acc:
+        assert 0 <= r["test_acc"] <= 1 and r["rule"] in ("own", "flipped")
+        if r["method"] == "oracle":        # removes exactly the flipped samples under both rules
+            assert r["removed"] == r["removed_flipped"] == round(r["rate"] * SMOKE["retrain_subset"])
+    assert {r["dataset"] for r in m["original_accuracy"]} == set(SMOKE["retrain_original"])
+
+
+def _check_08(m):
+    runs, labels, shares = m["runs"], m["labels"], SMOKE["debug_shares"]
+    assert len(runs) == (len(SMOKE["debug_learners"]) * (1 + 2 * len(shares))
+                         + len(SMOKE["debug_compare_learners"]) * 2 * len(shares) * (len(SMOKE["debug_rankings"]) - 1))
+    assert {r["learner"] for r in runs} == set(SMOKE["debug_learners"])
+    for r in runs:
+        assert 0 <= r["last"] <= r["best"] <= 1
+    assert {(r["ranking"], r["protocol"]) for r in labels} == {
+        (name, p) for name in SMOKE["debug_rankings"] for p in ("truth", "retrain")}
+    for r in labels:
+        assert r["checked"] == round(r["share"] * SMOKE["debug_subset"])
+        if r["protocol"] == "truth":     # a true label fixes every wrong one it checks and breaks none
+            assert r["broken"] == 0 and r["fixed"] == r["wrong_checked"]
+    assert m["noise_rate_measured"] == pytest.approx(0.2, abs=0.01)
+
+
 CHECKS = {"01_training_dynamics": _check_01, "02_supervised_detector": _check_02,
-          "03_identify_mislabeled": _check_03}
+          "03_identify_mislabeled": _check_03, "05_your_training_loop": _check_05,
+          "07_retraining": _check_07, "08_data_debugging": _check_08, "09_analyses": _check_09}
 
 
 def _execute(path: Path, tmp_path: Path, **parameters) -> tuple[dict, list[str]]:
@@ -166,7 +229,9 @@ def test_chapter_reruns_on_another_data_set_and_model(tmp_path, smoke_cache):
     ("03", {"rates": "[0.0, 0.3]"}, "each of rates"),
     ("04", {"dataset": "digits", "model": "mlp"}, "transfer_dataset"),
     ("05", {"dna_epochs": 1}, "dna_epochs"),
-], ids=["noise_rate_0", "rate_0", "transfer_onto_itself", "dna_epochs_1"])
+    ("07", {"methods": '["standard", "magic"]'}, "methods"),
+    ("08", {"exclude": 0.05}, "exclude"),
+], ids=["noise_rate_0", "rate_0", "transfer_onto_itself", "dna_epochs_1", "unknown_method", "exclude_below_share"])
 def test_chapter_refuses_a_bad_parameter_up_front(chapter, params, name, tmp_path, smoke_cache):
     # one clear message from the settings cell, before anything is trained
     import papermill

@@ -260,3 +260,10 @@ def test_score_run_with_the_shipped_detector_equals_detect_and_says_what_it_read
     assert np.allclose(res.scores, mislabel.detect(dyn)) and (res.remove == (res.scores >= 0.5)).all()
     assert 1 <= res.details["scored_epochs"] <= 3 and res.details["threshold"] == 0.5
     assert methods.score_run("shipped", dyn, threshold=0.9).remove.sum() <= res.remove.sum()
+
+
+def test_bold_shows_noise_rates_as_percentages():
+    mean = pd.DataFrame({0.2: [80.0, 85.0], 0.4: [70.0, 60.0]}, index=["standard", "detector"])
+    table, best = retrain_tables.accuracy_table(mean, mean * 0, "ours")
+    html = retrain_tables.bold(table, best).to_html()
+    assert ">20%<" in html and ">40%<" in html and "0.200000" not in html

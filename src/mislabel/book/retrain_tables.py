@@ -134,8 +134,12 @@ def accuracy_table(mean: pd.DataFrame, spread: pd.DataFrame, label: str,
 
 
 def bold(table: pd.DataFrame, best: pd.DataFrame):
-    """A pandas Styler that shows ``table`` with the cells marked in ``best`` in bold."""
-    return table.style.apply(lambda _: np.where(best.values, "font-weight: bold", ""), axis=None)
+    """A pandas Styler that shows ``table`` with the cells marked in ``best`` in bold, noise rates as percentages."""
+    styler = table.style.apply(lambda _: np.where(best.values, "font-weight: bold", ""), axis=None)
+    rate = (lambda r: f"{r:.0%}" if isinstance(r, float) else str(r))
+    if isinstance(table.columns, pd.MultiIndex):
+        return styler.format_index(rate, axis=1, level=table.columns.nlevels - 1)
+    return styler.format_index(rate, axis=1)
 
 
 def quality_table(quality: pd.DataFrame, accuracy: pd.DataFrame | None = None) -> pd.DataFrame:

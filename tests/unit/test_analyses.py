@@ -261,3 +261,17 @@ def test_superclass_verdict_and_lime_comparison():
     assert rep.lime_comparison({"a": True, "b": True}) == "This agrees with the paper for a and b."
     text = rep.lime_comparison({"a": True, "b": False})
     assert text.startswith("This differs from the paper for b (and agrees for a). A likely reason")
+
+
+def test_chapter_settings_are_checked_by_name():
+    from mislabel.book import analyses_report, profiles
+
+    cfg = profiles.get("smoke")
+    assert analyses_report.check_settings(dict(cfg), eval_rate=0.4, lime_examples=3) == (0.4, 3)
+    for change, kw, name in ((dict(analyses_underlying=[0.1, 0.2]), {}, "underlying_rates"),
+                             ({}, dict(eval_rate=1.5), "eval_rate"),
+                             ({}, dict(lime_examples=0), "lime_examples"),
+                             (dict(analyses_lime_samples=True), {}, "lime_samples")):
+        args = {"eval_rate": 0.4, "lime_examples": 3, **kw}
+        with pytest.raises(ValueError, match=name):
+            analyses_report.check_settings({**cfg, **change}, **args)

@@ -107,3 +107,12 @@ def test_differences_text_names_the_set_up():
     s = text.differences_text(cfg, 1000, 400)
     assert s.startswith("we train the `cnn` on 1,000 fashion-mnist images for 6 epochs (2 of warm-up)")
     assert s.endswith("one test image is 0.25 points of accuracy on our 400 test images")
+
+
+def test_check_exclude_names_the_parameter():
+    from mislabel.book import debugging
+
+    assert debugging.check_exclude(0.25, [0.05, 0.1]) == 0.25
+    for bad in (0.05, 0.0, 1.0, True, "0.3"):
+        with pytest.raises(ValueError, match="exclude"):
+            debugging.check_exclude(bad, [0.05, 0.1])

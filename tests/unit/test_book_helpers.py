@@ -70,6 +70,8 @@ def test_book_differences_settings_table_and_note(monkeypatch):
     table = chapter.settings_table(profiles.get("smoke"), shown)
     assert list(table.index) == shown and table.loc["rates", "value"] == "[0.2, 0.4]"
     assert table.loc["subset", "value"] == "1200" and table["value"].map(type).eq(str).all()
+    # a setting left to its default (None) reads "None", not NaN
+    assert chapter.settings_table({"epochs": None}, ["epochs", "missing"])["value"].tolist() == ["None", "None"]
 
 
 # --------------------------------------------------------------------------- chapter parameters and outputs

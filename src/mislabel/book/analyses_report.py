@@ -350,3 +350,34 @@ def lime_verdict(name: str, importance, *, boundary: int, epochs_read: int) -> s
         text += (f"; its memorisation guard reads only the first {epochs_read} epochs of this run, so the later "
                  "ones weigh nothing")
     return text + "."
+
+
+def check_settings(cfg: dict, *, eval_rate, lime_examples) -> tuple[float, int]:
+    """Chapter 9's settings checked before anything is trained; ``cfg``'s super-class rates become floats.
+
+    Returns
+    -------
+    eval_rate : float
+    lime_examples : int
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter: grid rates (:func:`mislabel.analyses.check_grid_rates`; ``underlying_rates`` must hold
+        0.0, the reference cells), ``superclass_rates``, ``eval_rate``, ``lime_examples``, ``lime_samples`` or
+        ``lime_perturbations``.
+    """
+    from .. import analyses
+    from . import chapter
+
+    analyses.check_grid_rates(cfg["analyses_underlying"], cfg["analyses_synthesized"])
+    if 0.0 not in cfg["analyses_underlying"]:
+        raise ValueError("underlying_rates must hold 0.0: the cells without underlying noise are the reference")
+    cfg["analyses_superclass_rates"] = [chapter.check_noise_rate(r, "each of superclass_rates")
+                                        for r in cfg["analyses_superclass_rates"]]
+    eval_rate = chapter.check_noise_rate(eval_rate, "eval_rate")
+    for name, value in (("lime_examples", lime_examples), ("lime_samples", cfg["analyses_lime_samples"]),
+                        ("lime_perturbations", cfg["analyses_lime_perturbations"])):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return eval_rate, lime_examples

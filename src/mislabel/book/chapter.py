@@ -172,7 +172,8 @@ def settings_table(cfg: Mapping, keys: Sequence[str]) -> pd.DataFrame:
     pandas.DataFrame
         Index ``keys``, one column ``value`` holding each setting as a string.
     """
-    return pd.DataFrame({"value": [cfg.get(k) for k in keys]}, index=list(keys)).astype(str)
+    # str() per value: pandas' string dtype would show a None as NaN
+    return pd.DataFrame({"value": [str(cfg.get(k)) for k in keys]}, index=list(keys), dtype=object)
 
 
 def settings_note(cfg: Mapping, keys: Sequence[str] | None = None, **params) -> str:

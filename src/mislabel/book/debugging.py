@@ -240,3 +240,19 @@ def labels_table(labels: pd.DataFrame) -> pd.DataFrame:
                                "checked": "labels checked", "wrong_checked": "of them wrong",
                                "fixed": "fixed", "broken": "broken", "noise_before": "noise before (%)",
                                "noise_after": "noise after (%)"}).set_index(["ranking", "corrected with", "top"])
+
+
+def check_exclude(exclude, shares) -> float:
+    """Chapter 8's ``exclude``: the share left out of the retrained model, in (0, 1) and at least the largest of
+    ``shares``, so that no corrected label comes from a model trained on it.
+
+    Raises
+    ------
+    ValueError
+        Naming ``exclude`` and the largest share.
+    """
+    top = max(shares)
+    if isinstance(exclude, bool) or not isinstance(exclude, (int, float)) or not (0 < exclude < 1) or exclude < top:
+        raise ValueError(f"exclude must be in (0, 1) and at least the largest share {top}, so that no corrected label "
+                         f"comes from a model trained on it; got {exclude!r}")
+    return float(exclude)

@@ -368,6 +368,7 @@ def check_settings(cfg: dict, *, eval_rate, lime_examples) -> tuple[float, int]:
         ``lime_perturbations``.
     """
     from .. import analyses
+    from .._validation import check_positive_int
     from . import chapter
 
     analyses.check_grid_rates(cfg["analyses_underlying"], cfg["analyses_synthesized"])
@@ -378,6 +379,5 @@ def check_settings(cfg: dict, *, eval_rate, lime_examples) -> tuple[float, int]:
     eval_rate = chapter.check_noise_rate(eval_rate, "eval_rate")
     for name, value in (("lime_examples", lime_examples), ("lime_samples", cfg["analyses_lime_samples"]),
                         ("lime_perturbations", cfg["analyses_lime_perturbations"])):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(value, name)
     return eval_rate, lime_examples

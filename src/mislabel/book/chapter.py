@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import profiles as _profiles
 from .._utils import atomic_path, jsonable, repo_root
+from .._validation import check_share
 
 __all__ = ["SHOWN", "as_list", "check_noise_rate", "check_min_epochs", "chapter_out_dir", "settings_keys",
            "settings_table", "settings_note", "write_metrics"]
@@ -89,11 +90,7 @@ def check_noise_rate(value, name: str = "noise_rate") -> float:
     ValueError
         If ``value`` is not a number strictly between 0 and 1 (a bool or a string is refused too).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must be a share strictly between 0 and 1 (the chapter compares flipped with clean "
-                         f"samples, so it needs both), got {value!r}")
-    return float(value)
+    return check_share(value, name, hint=" (the chapter compares flipped with clean samples, so it needs both)")
 
 
 def check_min_epochs(value, name: str, minimum: int = 2) -> int:

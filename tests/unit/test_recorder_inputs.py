@@ -659,3 +659,35 @@ def test_num_samples_larger_than_the_data_is_named():
         rec.next_epoch()
     with pytest.raises(ValueError, match=r"10 samples were never recorded.*no id >= 40.*num_samples=len"):
         rec.result()
+
+
+# ------------------------------------------------- update()'s short path for a batch like the last one (issue 33)
+def test_a_later_batch_of_other_shapes_or_dtypes_is_still_checked_in_update():
+    """update() skips its shape checks only for a batch of the same shapes and dtypes as the last one kept;
+    any other batch, however late in the epoch, is checked at once."""
+    rec = DynamicsRecorder(12)
+    for a in (0, 4):
+        rec.update(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), torch.arange(a, a + 4))
+    with pytest.raises(ValueError, match="labels and sample_ids must have shape"):
+        rec.update(torch.randn(4, 3), torch.zeros(4, 1, dtype=torch.long), torch.arange(8, 12))
+    with pytest.raises(ValueError, match="labels"):
+        rec.update(torch.randn(4, 3), torch.zeros(4, dtype=torch.float32), torch.arange(8, 12))
+    with pytest.raises(ValueError, match="first batch had 3"):
+        rec.update(torch.randn(4, 5), torch.zeros(4, dtype=torch.long), torch.arange(8, 12))
+    z = torch.randn(4, 3, requires_grad=True)
+    rec.update(z * 2, torch.zeros(4, dtype=torch.long), torch.arange(8, 12))   # same shapes: short path
+    assert not any(t.requires_grad for t in rec._pending.logits)               # no autograd graph kept
+    rec.next_epoch()
+    assert rec.result().probs.shape == (12, 1)
+
+
+def test_a_later_batch_with_nan_logits_is_named_in_next_epoch():
+    rec = DynamicsRecorder(12)
+    for k, a in enumerate((0, 4, 8)):
+        z = torch.randn(4, 3)
+        if k == 2:
+            z[1, 0] = float("nan")
+        rec.update(z, torch.zeros(4, dtype=torch.long), torch.arange(a, a + 4))
+    with pytest.raises(ValueError, match=r"batch 2 of this epoch.*(NaN|finite)"):
+        rec.next_epoch()
+    assert rec.num_epochs == 0

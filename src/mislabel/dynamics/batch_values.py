@@ -53,7 +53,7 @@ def _first_weights(C: int):
     return np.arange(C, 0, -1, dtype=dtype)[:, None]
 
 
-def batch_values_np(zt, labels, margins: bool, full: bool):
+def batch_values_np(zt, labels, margins: bool, full: bool, finite: bool = False):
     """:func:`batch_values` in NumPy, for the CPU: the same values (to float32 rounding), about twice as fast
     there (NumPy's exp, transposes and comparisons are faster on the CPU than torch's at one thread).
 
@@ -65,6 +65,10 @@ def batch_values_np(zt, labels, margins: bool, full: bool):
     zt : ndarray of shape (C, B), float32, C-contiguous
         The logits, transposed; overwritten.
     labels : ndarray of shape (B,), int64, in [0, C)
+    margins, full : bool
+        As :func:`batch_values`.
+    finite : bool
+        Whether every logit is known to be finite (checked): then no NaN is looked for.
 
     Returns
     -------
@@ -79,7 +83,7 @@ def batch_values_np(zt, labels, margins: bool, full: bool):
     zy = zf[flat]
     margin = runner = probs = top = None
     if margins:
-        zf[flat] = -np.inf
+        zf[flat] = -np.inf               # the other classes only, until restored (full) or for good
         top = zt.max(0)                  # NaN propagates: a NaN column stays NaN
         # the first class at the maximum, as torch.max (argmax along the short axis is slow in NumPy)
         first = zt == top
@@ -90,8 +94,10 @@ def batch_values_np(zt, labels, margins: bool, full: bool):
             first = first * _first_weights(C)
         runner = (C - first.max(0)).astype(np.float32)
         margin = zy - top
-        runner[np.isnan(margin)] = np.nan
-        zf[flat] = zy
+        if not finite:
+            runner[np.isnan(margin)] = np.nan
+        if full:
+            zf[flat] = zy
     with np.errstate(over="ignore", invalid="ignore"):
         if full:
             zt -= zt.max(0) if top is None else np.maximum(zy, top)   # minus the column's maximum (NaN stays)
@@ -101,7 +107,10 @@ def batch_values_np(zt, labels, margins: bool, full: bool):
             zt /= s
             probs = zt.T.astype(np.float16)
         else:
-            zt -= zy
+            zt -= zy                     # (with margins, the given label's entry is -inf: exp gives 0)
             np.exp(zt, out=zt)
-            given = np.reciprocal(zt.sum(0))
+            s = zt.sum(0)
+            if margins:
+                s += 1.0
+            given = np.reciprocal(s, out=s)
     return given, margin, runner, probs

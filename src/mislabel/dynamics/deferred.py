@@ -13,6 +13,7 @@ tensors (NumPy arrays, lists) are copied by ``update()`` before they get here.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 import numpy as np
 import torch
@@ -21,7 +22,9 @@ from .batch_values import batch_values, batch_values_np
 from .recorder_checks import check_batch_values, check_probabilities, classes_changed, range_problem
 
 _ROLES = ("logits", "labels", "sample_ids")
-_BLOCK = 1 << 16             # logits per block of the CPU computation (256 KiB of float32: cache-sized)
+_VERSION = attrgetter("_version")   # torch's in-place version counter of a tensor
+_NBYTES = attrgetter("nbytes")
+_BLOCK = 1 << 18             # logits per block of the CPU computation (1 MiB of float32: fits a core's L2)
 
 
 def _extent(t: torch.Tensor) -> int:
@@ -55,9 +58,13 @@ class PendingEpoch:
         """The first tensor kept in memory that a tensor of an earlier batch occupies: (its role, its batch,
         the earlier batch), or None. As every kept tensor is still referenced, two of them can share memory
         only if the caller passed the same buffer again (tensors of one batch may share memory)."""
-        tensors = [t for b in zip(self.logits, self.labels, self.sample_ids) for t in b]   # i: batch i // 3, role i % 3
-        start = np.array([t.data_ptr() for t in tensors], dtype=np.uint64)
-        end = start + np.array([t.nbytes if t.is_contiguous() else _extent(t) for t in tensors], dtype=np.uint64)
+        n = len(self.logits)
+        tensors = [*self.logits, *self.labels, *self.sample_ids]   # i: role i // n, batch i % n
+        start = np.fromiter(map(torch.Tensor.data_ptr, tensors), np.uint64, len(tensors))
+        end = start + np.fromiter(map(_NBYTES, tensors), np.uint64, len(tensors))
+        strided = ~np.fromiter(map(torch.Tensor.is_contiguous, tensors), bool, len(tensors))
+        for i in np.flatnonzero(strided).tolist():       # (rare) a strided view spans more than its nbytes
+            end[i] = start[i] + _extent(tensors[i])
         order = np.argsort(start, kind="stable")
         order = order[end[order] > start[order]]                   # empty tensors occupy nothing
         s, e = start[order], end[order]
@@ -67,16 +74,16 @@ class PendingEpoch:
         for i in order.tolist():
             active = [j for j in active if end[j] > start[i]]
             for j in active:
-                if i // 3 != j // 3 and tensors[i].device == tensors[j].device:
-                    late, early = max(i, j), min(i, j)
-                    hit = (_ROLES[late % 3], late // 3, early // 3)
+                if i % n != j % n and tensors[i].device == tensors[j].device:
+                    late, early = (i, j) if i % n > j % n else (j, i)
+                    hit = (_ROLES[late // n], late % n, early % n)
                     found = hit if found is None or hit[1:] < found[1:] else found
             active.append(i)
         return found
 
     def check_intact(self) -> None:
         """Raise RuntimeError if a kept tensor was modified in place or its memory reused by a later batch."""
-        now = [(a._version, b._version, c._version) for a, b, c in zip(self.logits, self.labels, self.sample_ids)]
+        now = list(zip(map(_VERSION, self.logits), map(_VERSION, self.labels), map(_VERSION, self.sample_ids)))
         if now != self.versions:
             k = next(k for k, (v, w) in enumerate(zip(now, self.versions)) if v != w)
             raise RuntimeError(
@@ -150,7 +157,7 @@ def flush_epoch(pending: PendingEpoch, targets: tuple, num_samples: int, num_cla
     # the last occurrence of a sample in the epoch wins (deterministic, unlike index_copy_ with duplicates)
     last, n_seen = _last_rows(ids, num_samples)
     if dev.type == "cpu" and n_seen == M:    # no sample twice (the usual case): each row to its sample
-        _fill_numpy(z, y, targets, ids=ids)
+        _fill_numpy(z, y, targets, ids=ids, finite=check)
         return zbuf, M, n_seen
     if n_seen == num_samples:            # every sample seen: rows of the epoch, in sample order
         samples, rows = None, last
@@ -158,21 +165,22 @@ def flush_epoch(pending: PendingEpoch, targets: tuple, num_samples: int, num_cla
         samples = (last >= 0).nonzero().squeeze(1)
         rows = last.index_select(0, samples)
     if dev.type == "cpu":
-        _fill_numpy(z, y, targets, rows=rows, samples=samples)
+        _fill_numpy(z, y, targets, rows=rows, samples=samples, finite=check)
     else:
         _fill_torch(z, y, rows, samples, targets)
     return zbuf, M, n_seen
 
 
-def _last_rows(ids: torch.Tensor, num_samples: int) -> tuple[torch.Tensor, int]:
-    """For each sample, the last row of the epoch that holds it (-1 if none), and the number of samples seen."""
+def _last_rows(ids: torch.Tensor, num_samples: int) -> tuple[torch.Tensor | None, int]:
+    """For each sample, the last row of the epoch that holds it (-1 if none), and the number of samples seen;
+    on the CPU, where no id repeats (the usual case, where no order question arises), None and that number."""
     M, dev = ids.shape[0], ids.device
-    if dev.type == "cpu":                # NumPy: a plain assignment where no id repeats (the usual case)
-        last = np.full(num_samples, -1, dtype=np.int64)
-        last[ids.numpy()] = np.arange(M)
-        n_seen = int(np.count_nonzero(last >= 0))
-        if n_seen == M:                  # each row went to its own sample: no order question arose
-            return torch.from_numpy(last), n_seen
+    if dev.type == "cpu":                # NumPy: one boolean pass decides whether any id repeats
+        seen = np.zeros(num_samples, dtype=bool)
+        seen[ids.numpy()] = True
+        n_seen = int(np.count_nonzero(seen))
+        if n_seen == M:
+            return None, n_seen
     last = torch.full((num_samples,), -1, dtype=torch.int64, device=dev)
     last.scatter_reduce_(0, ids, torch.arange(M, device=dev), reduce="amax")
     return last, int((last >= 0).sum())
@@ -216,10 +224,11 @@ def _validate(z, y, ids, pending: PendingEpoch, num_samples: int, check: bool, w
         check_probabilities(z, warned, stacklevel + 1)
 
 
-def _fill_numpy(z, y, targets, ids=None, rows=None, samples=None) -> None:
+def _fill_numpy(z, y, targets, ids=None, rows=None, samples=None, finite: bool = False) -> None:
     """CPU: values computed with NumPy in epoch order, in blocks of ~``_BLOCK`` logits (cache-sized), and put
     into the targets: block by block at their ``ids`` where no sample occurs twice; else, once all are
-    computed, the ``rows`` of ``samples`` (None: all samples, in order)."""
+    computed, the ``rows`` of ``samples`` (None: all samples, in order). ``finite``: every logit was checked
+    finite."""
     zn, yn = z.numpy(), y.numpy()
     M, C = zn.shape
     outs = [None if t is None else t.numpy() for t in targets]
@@ -230,7 +239,7 @@ def _fill_numpy(z, y, targets, ids=None, rows=None, samples=None) -> None:
         np.empty(M, np.float32) if margins else None, np.empty((M, C), np.float16) if full else None, yn]
     step = max(1024, _BLOCK // C)
     for a in range(0, M, step):
-        got = batch_values_np(np.ascontiguousarray(zn[a:a + step].T), yn[a:a + step], margins, full)
+        got = batch_values_np(np.ascontiguousarray(zn[a:a + step].T), yn[a:a + step], margins, full, finite)
         if idn is not None:
             where = idn[a:a + step]
             for out, v in zip(outs, (*got, yn[a:a + step])):

@@ -16,6 +16,8 @@ from .recorder_checks import (as_batch_tensor, check_batch_shapes, check_batch_v
                               result_labels, result_meta, warn_if_no_epochs, warn_if_per_batch)
 from .value import Dynamics
 
+_TENSOR = torch.Tensor
+
 
 class DynamicsRecorder:
     """Record given-label probabilities from any training loop.
@@ -132,6 +134,7 @@ class DynamicsRecorder:
         self._coverage = []         # per closed epoch: (rows passed to update(), distinct samples among them)
         self._max_batch = 0         # the largest batch passed to update()
         self._sig = None            # shapes and dtypes of the last batch whose shapes were checked
+        self._fast = None           # deferred: those of the last batch kept (update()'s short path)
         self._warned = set()        # kinds of misuse warned about (once per recorder each)
 
     # -- buffers -----------------------------------------------------------
@@ -195,6 +198,13 @@ class DynamicsRecorder:
             With ``check=True``, once per recorder, if the logits look like
             probabilities (softmax outputs).
         """
+        sig = self._fast
+        if (sig is not None and type(logits) is _TENSOR and type(labels) is _TENSOR and type(sample_ids) is _TENSOR
+                and (logits.shape, labels.shape, sample_ids.shape, logits.dtype, labels.dtype,
+                     sample_ids.dtype) == sig and self._pending.logits):
+            # deferred, and the shapes and dtypes of the last batch kept this epoch: checked already, B > 0
+            self._pending.add(logits.detach() if logits.requires_grad else logits, labels, sample_ids)
+            return
         if not isinstance(logits, torch.Tensor):
             logits = as_batch_tensor(logits, "logits")
         if not isinstance(labels, torch.Tensor):
@@ -218,6 +228,9 @@ class DynamicsRecorder:
             pending = self._pending
         if pending is not None:         # deferred: the rest (checks included) happens once per epoch, in next_epoch()
             pending.add(logits.detach() if logits.requires_grad else logits, labels, sample_ids)
+            if type(logits) is _TENSOR and type(labels) is _TENSOR and type(sample_ids) is _TENSOR:
+                self._fast = (logits.shape, labels.shape, sample_ids.shape, logits.dtype, labels.dtype,
+                              sample_ids.dtype)   # a later batch like this one takes the short path above
         else:
             self._record_now(logits, labels, sample_ids)
         self._rows += B

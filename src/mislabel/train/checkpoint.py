@@ -138,7 +138,7 @@ def restore(training, state: dict) -> None:
 
 #: recorder attributes a checkpoint does not copy: rebuilt by ``_alloc`` (the per-epoch buffers, scratch space,
 #: the deferred batches, which are empty between epochs), set by the constructor, or stored as rows below
-_REBUILT = frozenset({"_pending", "_zbuf", "_full_file", "_fbuf", "_device", "_capacity", "full_path",
+_REBUILT = frozenset({"_pending", "_fast", "_zbuf", "_full_file", "_fbuf", "_device", "_capacity", "full_path",
                       "_buf", "_mbuf", "_rbuf"})
 _ROWS = ("_buf", "_mbuf", "_rbuf")   # (capacity, N): only the closed epochs' rows are stored
 

@@ -58,19 +58,35 @@ def test_comparison_sentence():
     assert sentences.comparison_sentence(diff, "asymmetric") == "no asymmetric settings were run"
 
 
-def test_tally_and_symmetric_verdict():
+def test_tally():
     diff = _diff([("symmetric", 0.2, 0.01, 0.0, -0.01), ("symmetric", 0.4, 0.003, 0.001, 0.02),
                   ("asymmetric", 0.2, -0.5, -0.5, -0.5)])
     assert tables.tally(diff, "symmetric") == {"ahead": 3, "tied": 2, "behind": 1, "total": 6}
     assert sentences.tally_text(diff, "symmetric") == "ahead in 3, level in 2 and behind in 1 of 6 comparisons"
     assert sentences.tally_text(diff, "symmetric", max_rate=0.3) == \
         "ahead in 1, level in 1 and behind in 1 of 3 comparisons"
-    assert sentences.symmetric_verdict(diff) == (
-        "under symmetric noise the detector is behind AUM in 1 of 6 comparisons (by up to -0.010) and ahead in 3 "
-        "(by up to +0.020)")
+
+
+
+def test_grid_verdict_reads_both_noise_kinds_with_the_tie_rule():
+    """Hand-made differences (detector minus AUM; columns mAP, ROC AUC, Precision@95), TIE = 0.002."""
+    mixed = _diff([("symmetric", 0.2, 0.01, 0.0, -0.01), ("symmetric", 0.4, 0.003, 0.001, 0.02),
+                   ("asymmetric", 0.2, 0.1, 0.05, 0.2), ("asymmetric", 0.8, -0.5, -0.5, -0.5)])
+    assert sentences.grid_verdict(mixed) == (
+        "Counting mAP, ROC AUC and Precision@95, the detector is ahead in 3, level in 2 and behind in 1 of 6 "
+        "comparisons under symmetric noise, and ahead in 3, level in 0 and behind in 0 of 3 comparisons under "
+        "asymmetric noise below 50% (differences within 0.002 count as level): partial support for the paper's "
+        "claim, not a confirmation.")        # the asymmetric 0.8 row lies above 50%: left out
     never_behind = _diff([("symmetric", 0.2, 0.01, 0.0, 0.001), ("symmetric", 0.4, 0.003, 0.0, 0.0)])
-    assert sentences.symmetric_verdict(never_behind) == \
-        "the detector is never clearly worse than AUM under symmetric noise, and leads by at most +0.010"
+    assert sentences.grid_verdict(never_behind).endswith(
+        "ahead in 2, level in 4 and behind in 0 of 6 comparisons under symmetric noise (differences within 0.002 "
+        "count as level): consistent with the paper's claim.")
+    behind = _diff([("symmetric", 0.2, -0.01, -0.003, 0.001)])
+    assert sentences.grid_verdict(behind).endswith(": the paper's claim does not hold here.")
+    all_level = _diff([("symmetric", 0.2, 0.001, 0.0, -0.002)])
+    assert sentences.grid_verdict(all_level).endswith(": the paper's claim does not hold here.")
+    assert sentences.grid_verdict(_diff([("asymmetric", 0.6, 0.1, 0.1, 0.1)])) == \
+        "This run has no setting to compare the detector with AUM on."
 
 
 def test_high_asymmetric_sentence():

@@ -262,6 +262,12 @@ def test_card_tables_from_a_hand_made_card():
     assert recipe["subset"].tolist() == [6000, "all"] and recipe["batch_size"].tolist() == [128, 256]
     assert recipe["schedule"].tolist() == ["step decay", "constant lr"]
     assert recipe["augmentation"].tolist() == ["crop + flip", "none"]
+    summary = card_tables.recipe_summary(pd.concat([recipe, recipe.iloc[[1]].assign(rate=0.1, epochs=20)]))
+    assert summary.index.tolist() == ["fashion-mnist", "satellite"] and summary["runs"].tolist() == [1, 2]
+    assert summary.loc["satellite", ["noise rates", "epochs", "models"]].tolist() == ["0.1-0.3", "4-20", "mlp"]
+    assert summary.loc["fashion-mnist", ["noise rates", "schedules", "augmentation"]].tolist() == [
+        "0.1", "step decay", "crop + flip"]
+    assert tables.human(recipe).columns[:2].tolist() == ["data set", "noise"]
     assert card_tables.length_numbers(card) == {"short_gain": -0.01, "shortest": 5, "long_gain": 0.05,
                                                 "longest": 200, "pool_epochs": "4 to 12"}
     long = card_tables.length_long(card_tables.length_study(card))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analyses as _analyses
+from .sentences import signed
 from .style import METHOD_NAMES
 
 __all__ = ["PAPER", "capture_options", "detector_options", "heatmap_table", "underlying_observation",
@@ -134,7 +135,7 @@ def harm_sentence(rows, *, metric: str = "map") -> str:
     if top == 0:
         return "the grid has no underlying noise to compare with."
     return (f"with {top:.0%} underlying noise, {_METRIC_NAMES[metric]} is lower than without at "
-            f"{t['harmed']} of {t['columns']} synthesized rates (largest loss {t['loss'][top]:+.3f}).")
+            f"{t['harmed']} of {t['columns']} synthesized rates (largest loss {signed(t['loss'][top], 3)}).")
 
 
 def underlying_claims(rows, *, tolerance: float = 0.05, dataset: str = "") -> pd.DataFrame:
@@ -230,7 +231,7 @@ def superclass_sentence(rows, *, peer: str, metric: str = "map") -> str:
         diff = df["detector"] - df[other]
         ahead = int((diff > 0).sum())
         parts.append(f"ahead of {METHOD_NAMES.get(other, other)} at {ahead} of {len(diff)} rates "
-                     f"(mean difference {diff.mean():+.3f})")
+                     f"(mean difference {signed(diff.mean(), 3)})")
     return f"in {_METRIC_NAMES[metric]}, the detector is " + " and ".join(parts)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import rules
-from .sentences import listing
+from .sentences import listing, signed
 
 __all__ = ["members_text", "draw_spread_text", "symmetric_text", "bar_verdict", "guard_text", "guard_check_text",
            "seed_text", "in_domain_verdict", "in_domain_asym_text", "adapt_text", "adapt_verdict", "short_run_text",
@@ -51,7 +51,7 @@ def symmetric_text(wide: pd.DataFrame) -> str:
     text = (f"Under symmetric noise on {listing(sorted(set(names[easy])))} the margin's average is already close "
             f"to perfect at this scale (mAP {wide['AUM'][easy].min():.3f} to {wide['AUM'][easy].max():.3f}) and "
             f"nearly everything the curves say is in it: the detector is above AUM in {int((gap[easy] > 0).sum())} "
-            f"of those {int(easy.sum())} settings, the widest gap being {gap[easy].min():+.4f} on "
+            f"of those {int(easy.sum())} settings, the widest gap being {signed(gap[easy].min(), 4)} on "
             f"{easy_worst[0].split('/')[0]} at {easy_worst[1]}.")
     for name in hard:
         rows_h = wide[sym & (names == name)]
@@ -108,7 +108,7 @@ def guard_check_text(check: pd.DataFrame, card: dict) -> str:
             + (" (and nowhere else, so every other row scores exactly as without the guard)"
                if bool((still["guard - whole run"] == 0).all()) else "")
             + ". Against the whole run it changed mAP by "
-            + listing(f"{v:+.3f} at {n}" for n, v in zip(moved["noise"], moved["guard - whole run"]))
+            + listing(f"{signed(v, 3)} at {n}" for n, v in zip(moved["noise"], moved["guard - whole run"]))
             + " there, and the guarded detector stays above AUM in "
             f"{int((moved['with the guard'] > moved['AUM']).sum())} of those {len(moved)} settings.")
 
@@ -151,7 +151,7 @@ def in_domain_verdict(indom: pd.DataFrame) -> str:
     rest = [d for d in in_names if d not in clear]
 
     def gaps(ds, col):   # "+0.0078 and +0.0042 on letter" (20% and 40%) per data set
-        return "; ".join(" and ".join(f"{v:+.4f}" for v in insym[col][insym["data"] == d]) + " on "
+        return "; ".join(" and ".join(f"{signed(v, 4)}" for v in insym[col][insym["data"] == d]) + " on "
                          + d.split("/")[0] for d in ds)
 
     parts = []
@@ -188,7 +188,7 @@ def in_domain_asym_text(indom: pd.DataFrame, card: dict) -> str:
         ["in-domain detector", "shipped detector"]].mean()
     diff = asym["in-domain detector"] - asym["shipped detector"]
     return ("Under asymmetric noise the in-domain detector is "
-            + ", ".join(f"{v:+.3f} mAP from the shipped one on {k.split('/')[0]}" for k, v in diff.items())
+            + ", ".join(f"{signed(v, 3)} mAP from the shipped one on {k.split('/')[0]}" for k, v in diff.items())
             + " (mean of the two rates)"
             + (f"; training on the data set itself pays where the data are least like the pool "
                f"({_short(list(diff.index[diff > 0]))}), while on {_short(list(diff.index[diff <= 0]))} the shipped "
@@ -217,7 +217,7 @@ def adapt_text(adapt: pd.DataFrame) -> str:
     text = (f"Adapted, the detector is above AUM in {int((ad > adapt['AUM']).sum())} of these {len(adapt)} "
             f"settings and above cleanlab in {int((ad > adapt['cleanlab (5-fold)']).sum())} (shipped: "
             f"{int((sh > adapt['AUM']).sum())} and {int((sh > adapt['cleanlab (5-fold)']).sum())}). "
-            f"It gains most on {_at(gain.idxmax())}, {gain.max():+.3f} mAP")
+            f"It gains most on {_at(gain.idxmax())}, {signed(gain.max(), 3)} mAP")
     big = gain > 0.01
     if big.sum() > 1:
         text += f", and more than 0.01 on {listing(_at(i) for i in adapt.index[big] if i != gain.idxmax())}"
@@ -225,7 +225,7 @@ def adapt_text(adapt: pd.DataFrame) -> str:
     lost = rules.behind(gain)
     asym = ~adapt.index.get_level_values("noise").str.endswith(" symmetric")
     if lost.any():
-        text += f" It loses more than {rules.TIE:g} on {settings_text(lost)} (at most {gain.min():+.4f})"
+        text += f" It loses more than {rules.TIE:g} on {settings_text(lost)} (at most {signed(gain.min(), 4)})"
         lead = float((sh - adapt["AUM"])[lost].min())
         text += (", all under asymmetric noise, which the added symmetric changes do not resemble"
                  + (f", and where the shipped detector is already at least {lead:.3f} mAP above AUM" if lead > 0
@@ -270,10 +270,10 @@ def short_run_text(digits: pd.DataFrame) -> str:
     first = int(digits["epochs"].iloc[0])
     if short_gap < 0:
         return (f"On digits, very short runs are the weak spot: at {first} epochs the detector is "
-                f"{short_gap:+.3f} mAP from AUM, because the classifier has barely started to separate clean from "
-                "flipped samples and the curves carry little shape beyond their level.")
+                f"{signed(short_gap, 3)} mAP from AUM, because the classifier has barely started to separate "
+                "clean from flipped samples and the curves carry little shape beyond their level.")
     return (f"Even at {first} epochs, where the classifier has barely started to separate clean "
-            f"from flipped samples, the detector is {short_gap:+.3f} mAP from AUM on digits.")
+            f"from flipped samples, the detector is {signed(short_gap, 3)} mAP from AUM on digits.")
 
 
 def long_run_text(digits: pd.DataFrame) -> str:

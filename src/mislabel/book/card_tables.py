@@ -19,8 +19,8 @@ from .. import pipeline as _pipeline
 from . import rules
 from .tables import METRIC_LABELS
 
-__all__ = ["load_card", "member_stages", "config_table", "recipe_table", "held_out_table", "setting_labels",
-           "held_out_wide", "draw_spread", "per_draw_table", "held_out_counts", "guard_table", "early_views",
+__all__ = ["load_card", "member_stages", "config_table", "recipe_table", "recipe_summary", "held_out_table",
+           "setting_labels", "held_out_wide", "draw_spread", "per_draw_table", "held_out_counts", "guard_table", "early_views",
            "guard_check_table", "member_table", "with_above_aum_counts", "in_domain_table", "in_domain_gaps",
            "adapt_table", "length_study", "length_long", "length_numbers"]
 
@@ -97,6 +97,35 @@ def recipe_table(card: dict) -> pd.DataFrame:
     recipe["batch_size"] = recipe["batch_size"].astype(int)
     return recipe[["dataset", "noise", "rate", "epochs", "model", "subset", "batch_size", "lr", "schedule",
                    "augmentation"]]
+
+
+def recipe_summary(recipe: pd.DataFrame) -> pd.DataFrame:
+    """The training pool in one row per data set: what :func:`recipe_table` lists run by run.
+
+    Parameters
+    ----------
+    recipe : pandas.DataFrame
+        Output of :func:`recipe_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by data set (in the pool's order), columns ``runs`` (int), ``noise`` (kinds, comma-separated),
+        ``noise rates``, ``epochs`` (``"lo-hi"`` or one value), ``models``, ``schedules`` and
+        ``augmentation``.
+    """
+    def span(values) -> str:
+        lo, hi = min(values), max(values)
+        return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+
+    def kinds(values) -> str:
+        return ", ".join(dict.fromkeys(values))
+
+    rows = {name: {"runs": len(g), "noise": kinds(g["noise"]), "noise rates": span(g["rate"]),
+                   "epochs": span(g["epochs"]), "models": kinds(g["model"]), "schedules": kinds(g["schedule"]),
+                   "augmentation": kinds(g["augmentation"])}
+            for name, g in recipe.groupby("dataset", sort=False)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("data set")
 
 
 # --------------------------------------------------------------------------- quality on held-out data

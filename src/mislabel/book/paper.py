@@ -10,7 +10,7 @@ from typing import Mapping
 import pandas as pd
 
 from . import rules
-from .sentences import comparison_sentence, low_rate_means
+from .sentences import comparison_sentence, low_rate_means, signed
 
 __all__ = ["observation_table", "detector_table", "grid_claims", "table1", "transfer_claims", "TABLE1", "TABLE1_COLUMNS",
            "TABLE2", "TABLE2_COLUMNS", "PAPER_ROWS", "PAPER_ORDER", "table1_all", "table2_all",
@@ -150,7 +150,7 @@ def transfer_claims(cfg: Mapping, table: pd.DataFrame, fine_tune_lr: float) -> p
         "this book": [f"{cfg['dataset']} subset, 40% symmetric, {cfg['model']}, {cfg['epochs']} epochs",
                       ", ".join(wide.index), f"{fine_tune_lr} (base {cfg['detector_lr']})",
                       f"fine-tuned above off-the-shelf on {int(rules.ahead(gain).sum())} of {len(wide)} targets "
-                      f"(mean mAP change {gain.mean():+.3f})"],
+                      f"(mean mAP change {signed(gain.mean(), 3)})"],
     }, index=["source", "targets", "fine-tuning lr", "outcome"])
 
 

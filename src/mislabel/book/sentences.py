@@ -14,9 +14,15 @@ from . import profiles as _profiles
 from .rules import TIE
 from .tables import METRIC_LABELS, tally
 
-__all__ = ["listing", "observation_verdicts", "map_verdict", "comparison_sentence", "tally_text",
+__all__ = ["signed", "listing", "observation_verdicts", "map_verdict", "comparison_sentence", "tally_text",
            "high_asymmetric_sentence", "largest_gaps", "grid_verdict", "tally_phrase", "per_rate", "low_rate_means",
            "profile_note", "fine_tune_per_target", "dna_adapt_text"]
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """``value`` with its sign and ``digits`` decimals, as ``f"{value:+.3f}"`` but never ``"-0.000"``: a
+    difference that rounds to zero reads ``"+0.000"``."""
+    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
 
 
 def listing(words: Iterable[str]) -> str:
@@ -61,10 +67,10 @@ def map_verdict(diff: float, tol: float = TIE) -> str:
     """The detector's mAP against AUM's: ``"above AUM's (+0.0100)"``, ``"below AUM's (...)"`` or
     ``"level with AUM's (difference ...)"`` when ``|diff| <= tol``."""
     if diff > tol:
-        return f"above AUM's ({diff:+.4f})"
+        return f"above AUM's ({signed(diff, 4)})"
     if diff < -tol:
-        return f"below AUM's ({diff:+.4f})"
-    return f"level with AUM's (difference {diff:+.4f})"
+        return f"below AUM's ({signed(diff, 4)})"
+    return f"level with AUM's (difference {signed(diff, 4)})"
 
 
 # --------------------------------------------------------------------------- chapter 3
@@ -99,7 +105,7 @@ def comparison_sentence(diff: pd.DataFrame, kind: str, metric: str = "map", tol:
     parts.append(f"tied (within {tol:g}) at {tied}")
     parts.append(f"behind at {len(behind)}" + (f" ({fmt(behind)})" if len(behind) else ""))
     label = METRIC_LABELS.get(metric, metric)
-    return ", ".join(parts[:-1]) + " and " + parts[-1] + f"; mean {label} difference {d[metric].mean():+.4f}"
+    return ", ".join(parts[:-1]) + " and " + parts[-1] + f"; mean {label} difference {signed(d[metric].mean(), 4)}"
 
 
 def tally_text(diff: pd.DataFrame, kind: str, max_rate: float | None = None) -> str:
@@ -129,7 +135,7 @@ def largest_gaps(diff: pd.DataFrame, kind: str = "symmetric") -> str:
 
     def gap(metric):
         row = d.loc[d[metric].abs().idxmax()]
-        return f"{row[metric]:+.3f} at {row['rate']:g}"
+        return f"{signed(row[metric], 3)} at {row['rate']:g}"
 
     return f"the largest differences, detector minus AUM, are {gap('map')} in mAP and {gap('roc_auc')} in ROC AUC"
 
@@ -180,7 +186,7 @@ def per_rate(diff: pd.DataFrame, kind: str, metric: str, max_rate: float = 1.0) 
     """Detector minus AUM in ``metric`` at each rate of ``kind`` below ``max_rate``: ``"+0.010 at 0.2, -0.003 at
     0.4"``, or ``"no such rate was run"``."""
     d = diff[(diff["kind"] == kind) & (diff["rate"] < max_rate)]
-    return ", ".join(f"{v:+.3f} at {r:g}" for r, v in zip(d["rate"], d[metric])) or "no such rate was run"
+    return ", ".join(f"{signed(v, 3)} at {r:g}" for r, v in zip(d["rate"], d[metric])) or "no such rate was run"
 
 
 def low_rate_means(table: pd.DataFrame) -> str:
@@ -218,7 +224,7 @@ def fine_tune_per_target(table: pd.DataFrame) -> str:
     wide = table.pivot(index="target", columns="method", values="map")
     gain = wide["fine-tuned"] - wide["off-the-shelf"]
     noise_of = table.groupby("target")["noise"].first()
-    return "; ".join(f"{t} ({noise_of[t]}) {g:+.3f}" for t, g in gain.items())
+    return "; ".join(f"{t} ({noise_of[t]}) {signed(g, 3)}" for t, g in gain.items())
 
 
 # --------------------------------------------------------------------------- chapter 5

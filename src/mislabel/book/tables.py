@@ -29,7 +29,8 @@ METRIC_LABELS = {"map": "mAP", "roc_auc": "ROC AUC", "precision_at_95": "Precisi
 COLUMN_NAMES = {**METRIC_LABELS, "precision_at_k": "Precision@k", "k": "k (flipped samples)", "n": "samples",
                 "noise_rate": "noise rate", "train_loss": "training loss", "val_ap": "validation AP",
                 "val_loss": "validation loss", "method": "method", "epoch": "epoch", "rate": "noise rate",
-                "kind": "noise", "seconds": "seconds"}
+                "kind": "noise", "seconds": "seconds", "dataset": "data set", "subset": "images",
+                "batch_size": "batch size", "lr": "learning rate"}
 
 
 def human(table: pd.DataFrame) -> pd.DataFrame:

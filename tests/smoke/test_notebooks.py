@@ -60,6 +60,11 @@ def test_chapter_is_a_parameterized_myst_notebook(path):
     assert "remove-input" in code[-1].metadata.get("tags", []), "last cell: hidden sanity checks"
     assert "assert" in code[-1].source
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    # plumbing is hidden: a cell that glues a number or sentence or writes metrics.json shows no code
+    for cell in code:
+        if "glue(" in cell.source or "write_metrics(" in cell.source:
+            tags = cell.metadata.get("tags", [])
+            assert "remove-input" in tags or "remove-cell" in tags, "plumbing cell shows its code:\n" + cell.source
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2] not in ("06",)], ids=lambda p: p.stem)

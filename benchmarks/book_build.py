@@ -15,10 +15,10 @@ cache (``MISLABEL_CACHE``) and an empty execution cache, three times:
 Per-chapter times are the notebooks' execution seconds that jupyter-cache
 records; totals are the wall time of each ``jupyter-book build``. The chapters
 run with the ``cpu`` profile unless ``--profile`` says otherwise (``--quick``:
-the ``smoke`` profile).
+the ``smoke`` profile, and the cold and warm builds only unless ``--reexecute``).
 
-    python benchmarks/book_build.py             # ~20-25 min on 2 cores
-    python benchmarks/book_build.py --quick     # smoke profile, ~2-3 min
+    python benchmarks/book_build.py             # ~25-30 min on 2 cores
+    python benchmarks/book_build.py --quick     # smoke profile, cold and warm, ~2.5 min
 """
 from __future__ import annotations
 
@@ -67,12 +67,14 @@ def main(argv=None) -> dict:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--profile", default=None, help="chapter size preset (default: cpu; --quick: smoke)")
     p.add_argument("--no-reexecute", action="store_true", help="skip phase 3 (re-execution with a warm library cache)")
+    p.add_argument("--reexecute", action="store_true", help="with --quick: run phase 3 too (skipped by default)")
     p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds allowed per build")
     p.add_argument("--keep", action="store_true", help="keep the temporary build folder (its path is printed)")
     args = p.parse_args(argv)
     _common.setup(args)
     profile = args.profile or ("smoke" if args.quick else "cpu")
-    phases = ["cold", "warm"] + ([] if args.no_reexecute else ["re-execute"])
+    reexecute = not args.no_reexecute and (args.reexecute or not args.quick)
+    phases = ["cold", "warm"] + (["re-execute"] if reexecute else [])
     tmp = Path(tempfile.mkdtemp(prefix="mislabel-book-bench-"))
     env = dict(os.environ, MISLABEL_PROFILE=profile, MISLABEL_CACHE=str(tmp / "cache"),
                MISLABEL_OUT=str(tmp / "runs"), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))

@@ -23,7 +23,7 @@ architecture: 1 or 2) with the same float32 arithmetic, organised for throughput
   the L2 cache), ``torch.inference_mode`` and flush-to-zero for denormals.
 
 It matches ``nn.LSTM`` to float32 rounding (max abs. difference ~1e-7 on the
-hidden state; tested to 1e-5 in ``tests/test_fast_lstm.py``).
+hidden state; tested to 1e-5 in ``tests/unit/test_fast_lstm.py``).
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "recorder_memory", "detector_speed",
            "gpu_throughput", "book_build"]
-#: guards against a hung script, not speed targets: the quick book benchmark builds the smoke book three times
-#: (234-254 s alone on a 2-core AMD EPYC; over 300 s when the full book was built beside it)
+#: guards against a hung script, not speed targets: the quick book benchmark builds the smoke book twice, cold
+#: and warm (its third build, re-execution, runs with --reexecute or without --quick)
 TIMEOUT = {"book_build": 900}
 
 
@@ -33,6 +33,5 @@ def test_benchmark_quick(name, tmp_path):
         chapters = [p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.md")] + [
             p.stem for p in (ROOT / "book").glob("*.md") if p.read_text().startswith("---\njupytext:")]
         assert sorted(doc["phases"]["cold"]["executed"]) == sorted(chapters)
-        assert doc["phases"]["warm"]["executed"] == []
-        assert sorted(doc["phases"]["re-execute"]["executed"]) == sorted(chapters)
+        assert doc["phases"]["warm"]["executed"] == [] and "re-execute" not in doc["phases"]
         assert all(row["cold"] > 0 for row in doc["per_chapter_s"].values())

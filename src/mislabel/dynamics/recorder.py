@@ -128,7 +128,7 @@ class DynamicsRecorder:
         self._pending = None        # deferred mode: this epoch's batches (PendingEpoch)
         self._zbuf = None           # deferred mode: the epoch's logits, concatenated (reused across epochs)
         self._C = None              # number of classes, from the first non-empty batch
-        self._rows = 0              # rows passed to update() in the current epoch
+        self._rows = 0              # rows passed to update() in the current epoch (deferred: next_epoch() counts)
         self._last_rows = 0         # ... in the last closed epoch
         self._empty_only = False    # the current epoch received only empty batches so far
         self._coverage = []         # per closed epoch: (rows passed to update(), distinct samples among them)

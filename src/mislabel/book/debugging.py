@@ -23,6 +23,7 @@ from .. import data as _data
 from .. import debug as _debug
 from .. import methods as _methods
 from .. import train as _train
+from .._validation import check_share
 from ..dividemix import dividemix
 from . import runs as _runs
 from .style import METHOD_NAMES
@@ -252,7 +253,8 @@ def check_exclude(exclude, shares) -> float:
         Naming ``exclude`` and the largest share.
     """
     top = max(shares)
-    if isinstance(exclude, bool) or not isinstance(exclude, (int, float)) or not (0 < exclude < 1) or exclude < top:
-        raise ValueError(f"exclude must be in (0, 1) and at least the largest share {top}, so that no corrected label "
-                         f"comes from a model trained on it; got {exclude!r}")
-    return float(exclude)
+    hint = f" and at least the largest share {top}, so that no corrected label comes from a model trained on it"
+    value = check_share(exclude, "exclude", hint=hint)
+    if value < top:
+        raise ValueError(f"exclude must be in (0, 1){hint}, got {exclude!r}")
+    return value

@@ -27,17 +27,14 @@ def test_listing():
     assert sentences.listing(["a", "b", "c"]) == "a, b and c"
 
 
-def test_observation_verdicts():
-    v = sentences.observation_verdicts({"mean_lower": True, "std_higher": False}, train_acc=0.55, ceiling=0.6)
-    assert v == {"mean_verdict": "holds", "std_verdict": "does **not** hold", "std_short": "reversed",
-                 "memo_verdict": "no higher than the share of correct labels: it fits the correct labels and "
-                                 "essentially none of the wrong ones"}
-    v = sentences.observation_verdicts({"mean_lower": False, "std_higher": True}, train_acc=0.62, ceiling=0.6)
-    assert (v["mean_verdict"], v["std_verdict"], v["std_short"]) == ("does **not** hold", "holds", "as in the paper")
-    assert v["memo_verdict"] == "above the share of correct labels: it has started to memorise wrong labels"
+def test_memorisation_verdict():
+    assert sentences.memorisation_verdict(train_acc=0.55, ceiling=0.6) == (
+        "no higher than the share of correct labels: it fits the correct labels and essentially none of the "
+        "wrong ones")
+    assert sentences.memorisation_verdict(train_acc=0.62, ceiling=0.6) == (
+        "above the share of correct labels: it has started to memorise wrong labels")
     # within 0.01 of the ceiling is not memorising yet
-    assert sentences.observation_verdicts({"mean_lower": 1, "std_higher": 1}, 0.605, 0.6)["memo_verdict"].startswith(
-        "no higher")
+    assert sentences.memorisation_verdict(0.605, 0.6).startswith("no higher")
 
 
 def test_map_verdict():
@@ -62,8 +59,8 @@ def test_tally():
     diff = _diff([("symmetric", 0.2, 0.01, 0.0, -0.01), ("symmetric", 0.4, 0.003, 0.001, 0.02),
                   ("asymmetric", 0.2, -0.5, -0.5, -0.5)])
     assert tables.tally(diff, "symmetric") == {"ahead": 3, "tied": 2, "behind": 1, "total": 6}
-    assert sentences.tally_text(diff, "symmetric") == "ahead in 3, level in 2 and behind in 1 of 6 comparisons"
-    assert sentences.tally_text(diff, "symmetric", max_rate=0.3) == \
+    assert sentences.tally_phrase(tables.tally(diff, "symmetric")) == "ahead in 3, level in 2 and behind in 1 of 6 comparisons"
+    assert sentences.tally_phrase(tables.tally(diff, "symmetric", max_rate=0.3)) == \
         "ahead in 1, level in 1 and behind in 1 of 3 comparisons"
 
 

@@ -14,7 +14,7 @@ from . import profiles as _profiles
 from .rules import TIE
 from .tables import METRIC_LABELS, tally
 
-__all__ = ["signed", "listing", "observation_verdicts", "map_verdict", "comparison_sentence", "tally_text",
+__all__ = ["signed", "listing", "memorisation_verdict", "map_verdict", "comparison_sentence",
            "high_asymmetric_sentence", "largest_gaps", "grid_verdict", "tally_phrase", "per_rate", "low_rate_means",
            "profile_note", "fine_tune_per_target", "dna_adapt_text"]
 
@@ -32,13 +32,11 @@ def listing(words: Iterable[str]) -> str:
 
 
 # --------------------------------------------------------------------------- chapter 1
-def observation_verdicts(late: Mapping, train_acc: float, ceiling: float) -> dict[str, str]:
-    """Whether the paper's observation on clean and mislabeled curves holds in a run (chapter 1).
+def memorisation_verdict(train_acc: float, ceiling: float) -> str:
+    """Whether the classifier of a run has memorised wrong labels (chapter 1), as a phrase.
 
     Parameters
     ----------
-    late : mapping
-        Output of :func:`mislabel.book.tables.late_epoch_contrast` (reads ``mean_lower`` and ``std_higher``).
     train_acc : float
         The classifier's final accuracy on the given (noisy) training labels.
     ceiling : float
@@ -47,19 +45,12 @@ def observation_verdicts(late: Mapping, train_acc: float, ceiling: float) -> dic
 
     Returns
     -------
-    dict of str
-        ``mean_verdict`` and ``std_verdict`` (``"holds"`` or ``"does **not** hold"``), ``std_short``
-        (``"as in the paper"`` or ``"reversed"``) and ``memo_verdict`` (whether the classifier memorises).
+    str
+        ``"above the share of correct labels: ..."`` or ``"no higher than the share of correct labels: ..."``.
     """
-    memorising = train_acc > ceiling + 0.01
-    return {
-        "mean_verdict": "holds" if late["mean_lower"] else "does **not** hold",
-        "std_verdict": "holds" if late["std_higher"] else "does **not** hold",
-        "std_short": "as in the paper" if late["std_higher"] else "reversed",
-        "memo_verdict": "above the share of correct labels: it has started to memorise wrong labels" if memorising
-        else "no higher than the share of correct labels: it fits the correct labels and essentially none of the "
-             "wrong ones",
-    }
+    if train_acc > ceiling + 0.01:
+        return "above the share of correct labels: it has started to memorise wrong labels"
+    return "no higher than the share of correct labels: it fits the correct labels and essentially none of the wrong ones"
 
 
 # --------------------------------------------------------------------------- chapter 2
@@ -106,12 +97,6 @@ def comparison_sentence(diff: pd.DataFrame, kind: str, metric: str = "map", tol:
     parts.append(f"behind at {len(behind)}" + (f" ({fmt(behind)})" if len(behind) else ""))
     label = METRIC_LABELS.get(metric, metric)
     return ", ".join(parts[:-1]) + " and " + parts[-1] + f"; mean {label} difference {signed(d[metric].mean(), 4)}"
-
-
-def tally_text(diff: pd.DataFrame, kind: str, max_rate: float | None = None) -> str:
-    """:func:`mislabel.book.tables.tally` over all metrics as words: ``"ahead in 3, level in 2 and behind in 1
-    of 6 comparisons"``."""
-    return tally_phrase(tally(diff, kind, max_rate=max_rate))
 
 
 def high_asymmetric_sentence(table: pd.DataFrame) -> str:

@@ -14,6 +14,7 @@ import torch
 from .. import models as _models
 from .._validation import as_int_labels, check_num_classes, check_positive_int, check_seed
 from ..dynamics import Dynamics
+from ..train.loop import TrainOptions as _FIT
 
 __all__ = ["Task", "MethodResult", "MethodCost", "MethodInfo", "METHODS", "NEEDS", "register"]
 
@@ -78,13 +79,13 @@ class Task:
     is_flipped: object = None
     model: str = "cnn"
     epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    milestones: tuple = (0.5, 0.75)
-    augment: object = "auto"
-    seed: int = 0
+    batch_size: int = _FIT.batch_size    # (fit's defaults: one place for them)
+    lr: float = _FIT.lr
+    momentum: float = _FIT.momentum
+    weight_decay: float = _FIT.weight_decay
+    milestones: tuple = _FIT.milestones
+    augment: object = _FIT.augment
+    seed: int = _FIT.seed
     device: object = None
     test_images: object = None
     test_labels: object = None

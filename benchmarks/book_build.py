@@ -19,6 +19,9 @@ the ``smoke`` profile, and the cold and warm builds only unless ``--reexecute``)
 
     python benchmarks/book_build.py             # ~25-30 min on 2 cores
     python benchmarks/book_build.py --quick     # smoke profile, cold and warm, ~2.5 min
+
+``--folder DIR`` builds in DIR (new or empty) instead of a temporary folder and keeps it, with each
+build's full log in ``DIR/<phase>.log``: the smoke tier's strict book test reads the cold build there.
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def build(out: Path, env: dict, timeout: int) -> tuple[float, int, str]:
     t0 = time.perf_counter()
     cmd = [jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    return time.perf_counter() - t0, proc.returncode, (proc.stdout + proc.stderr)[-4000:]
+    return time.perf_counter() - t0, proc.returncode, proc.stdout + proc.stderr
 
 
 def main(argv=None) -> dict:
@@ -70,12 +73,20 @@ def main(argv=None) -> dict:
     p.add_argument("--reexecute", action="store_true", help="with --quick: run phase 3 too (skipped by default)")
     p.add_argument("--timeout", type=int, default=3 * 3600, help="seconds allowed per build")
     p.add_argument("--keep", action="store_true", help="keep the temporary build folder (its path is printed)")
+    p.add_argument("--folder", default=None,
+                   help="build in this new or empty folder and keep it, with each build's log in <phase>.log")
     args = p.parse_args(argv)
     _common.setup(args)
     profile = args.profile or ("smoke" if args.quick else "cpu")
     reexecute = not args.no_reexecute and (args.reexecute or not args.quick)
     phases = ["cold", "warm"] + (["re-execute"] if reexecute else [])
-    tmp = Path(tempfile.mkdtemp(prefix="mislabel-book-bench-"))
+    if args.folder is not None:
+        tmp = Path(args.folder)
+        if tmp.exists() and (not tmp.is_dir() or any(tmp.iterdir())):
+            raise SystemExit(f"book_build: --folder {tmp} must be a new or empty folder; pass another path")
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="mislabel-book-bench-"))
     env = dict(os.environ, MISLABEL_PROFILE=profile, MISLABEL_CACHE=str(tmp / "cache"),
                MISLABEL_OUT=str(tmp / "runs"), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     if args.threads:
@@ -90,8 +101,10 @@ def main(argv=None) -> dict:
                 library_stamp.clear(out / "_build")
             since = time.time()
             wall, rc, log = build(out, env, args.timeout)
+            if args.folder is not None:
+                (tmp / f"{phase}.log").write_text(log)
             if rc != 0:
-                raise SystemExit(f"book_build: the {phase} build failed (exit {rc}):\n{log}")
+                raise SystemExit(f"book_build: the {phase} build failed (exit {rc}):\n{log[-4000:]}")
             per = chapter_seconds(out / "_build" / ".jupyter_cache", since)
             if phase == "re-execute" and len(per) == 0:
                 raise SystemExit("book_build: the re-execute build ran no notebook; the measurement would be wrong")
@@ -101,7 +114,7 @@ def main(argv=None) -> dict:
             for name, s in per.items():
                 print(f"      {name:<28s} {s:8.1f} s", flush=True)
     finally:
-        if args.keep:
+        if args.keep or args.folder is not None:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SCRIPTS = ["capture_overhead", "loop_vs_paper", "recorder_vs_aum", "recorder_memory", "detector_speed",
-           "gpu_throughput", "book_build"]
+           "gpu_throughput", "dividemix_speed", "book_build"]
 
 
 def _get(path: Path) -> dict | None:
@@ -78,6 +78,11 @@ def summary(folder: Path = RESULTS) -> list[tuple[str, str, str, str]]:
                      f"({best['setting']}; {ratio:.3f}x vs no capture)",
                      f">= {d['target_images_per_s']:,} images/s (GPU)",
                      _yes(d["met"]) if d["gpu_measured"] else "GPU not measured"))
+    d = _get(folder / "dividemix_speed.json")
+    if d:
+        r = d["ratio_vs_fit"]
+        rows.append((f"DivideMix epochs vs a train.fit epoch ({d['model']})",
+                     ", ".join(f"{k} {v:.1f}x" for k, v in r.items() if k != "train.fit"), "(reference)", ""))
     d = _get(folder / "book_build.json")
     if d:
         ph = d["phases"]

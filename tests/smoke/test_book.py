@@ -1,13 +1,13 @@
 """Build the whole book strictly (``-W -n --keep-going``) with the smoke profile into a temporary folder.
 
-The build executes every chapter (``execute_notebooks: cache``; the
-jupyter-cache database lives under the temporary build folder, so it never
-mixes with ``_build/``). Captures go to the session's temporary cache, shared
-with tests/test_notebooks.py, and chapter outputs to ``$MISLABEL_OUT`` in the
-temporary folder.
+The build is the quick book benchmark's (``benchmarks/book_build.py --quick``): a cold build that executes
+every chapter with empty caches (``execute_notebooks: cache``; the jupyter-cache database lives under the
+temporary folder, so it never mixes with ``_build/``), then a warm one that executes nothing. Captures
+go to the benchmark's own cache and chapter outputs to ``$MISLABEL_OUT``, both in the temporary folder.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -53,18 +53,27 @@ def test_config_is_strict_and_offline():
     assert not cfg["launch_buttons"].get("binderhub_url") and not cfg["launch_buttons"].get("colab_url")
 
 
-def test_book_builds_strictly_with_smoke_profile(tmp_path, smoke_cache_dir):
-    cache = smoke_cache_dir   # the captures of the smoke chapter runs
-    env = dict(os.environ, MISLABEL_PROFILE="smoke", MISLABEL_CACHE=str(cache),
-               MISLABEL_OUT=str(tmp_path / "runs"))
-    out = tmp_path / "book"
-    proc = subprocess.run([_jupyter_book(), "build", str(REPO), "--path-output", str(out), "-W", "-n",
-                           "--keep-going"], env=env, capture_output=True, text=True, timeout=1500)
-    log = proc.stdout[-6000:] + proc.stderr[-6000:]
-    assert proc.returncode == 0, log
-    # Sphinx warnings ("path:line: WARNING: ..."); -W already makes them fail the build
-    assert not re.search(r"WARNING: ", proc.stdout + proc.stderr), log
+def test_book_builds_strictly_with_smoke_profile(tmp_path):
+    """The quick book benchmark's builds are this test's: its cold build is the strict smoke-book build
+    (every chapter executed, empty caches), its warm build executes nothing; one build serves both checks."""
+    folder, result = tmp_path / "bench", tmp_path / "book_build.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "book_build.py"), "--quick", "--folder",
+                           str(folder), "--out", str(result)], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    for phase in ("cold", "warm"):   # Sphinx warnings ("path:line: WARNING: ..."); -W already fails the build
+        log = (folder / f"{phase}.log").read_text()
+        assert not re.search(r"WARNING: ", log), log[-6000:]
 
+    doc = json.loads(result.read_text())   # the benchmark's accounting
+    assert doc["benchmark"] == "book_build" and doc["quick"] is True and doc["profile"] == "smoke"
+    # the chapters, and the pages under book/ that are notebooks too (jupytext front matter, e.g. an appendix)
+    chapters = [p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.md")] + [
+        p.stem for p in (REPO / "book").glob("*.md") if p.read_text().startswith("---\njupytext:")]
+    assert sorted(doc["phases"]["cold"]["executed"]) == sorted(chapters)
+    assert doc["phases"]["warm"]["executed"] == [] and "re-execute" not in doc["phases"]
+    assert all(row["cold"] > 0 for row in doc["per_chapter_s"].values())
+
+    out = folder / "book"
     html = out / "_build" / "html"
     assert (html / "index.html").is_file()
     for name in ("01_training_dynamics", "02_supervised_detector", "03_identify_mislabeled"):
@@ -77,7 +86,7 @@ def test_book_builds_strictly_with_smoke_profile(tmp_path, smoke_cache_dir):
         assert "output stderr" not in text, f"{name} shows stderr output (warnings)"
         assert "<img" in text, f"{name} has no figure"
         assert "pasted-text" in text, f"{name} has no glued numbers"
-        (tmp_path / "runs" / name / "metrics.json").is_file() or pytest.fail(f"{name}: no metrics.json")
+        (folder / "runs" / name / "metrics.json").is_file() or pytest.fail(f"{name}: no metrics.json")
     assert (html / "book" / "references.html").is_file()
     # math is rendered by the MathJax copy inside the built book, never fetched from a CDN
     assert (html / "_static" / "mathjax" / "MathJax.js").is_file()

@@ -37,3 +37,13 @@ def test_benchmark_quick(name, tmp_path):
     if name == "recorder_memory":  # streaming keeps the full probabilities out of memory
         assert doc["streamed_extra_bytes_per_sample"] <= doc["target_streamed_extra_bytes_per_sample"]
         assert doc["full_in_memory_vs_streamed"] > 1.5
+
+
+def test_book_build_refuses_a_folder_in_use(tmp_path):
+    """--folder must be new or empty: a folder in use is refused before any build, and left as it was."""
+    (tmp_path / "notes.txt").write_text("mine")
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "book_build.py"), "--quick", "--folder",
+                          str(tmp_path), "--out", str(tmp_path / "r.json")], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert res.returncode != 0 and "must be a new or empty folder" in res.stderr, res.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -167,7 +167,7 @@ def flush_epoch(pending: PendingEpoch, targets: tuple, num_samples: int, num_cla
     if dev.type == "cpu":
         _fill_numpy(z, y, targets, rows=rows, samples=samples, finite=check)
     else:
-        _fill_torch(z, y, rows, samples, targets)
+        write_values(z, y, rows, samples, targets)
     return zbuf, M, n_seen
 
 
@@ -261,9 +261,10 @@ def _fill_numpy(z, y, targets, ids=None, rows=None, samples=None, finite: bool =
             out[samples.numpy()] = np.take(v, rn, axis=0)
 
 
-def _fill_torch(z, y, rows, samples, targets) -> None:
-    """Other devices: values computed in batch order with torch, in blocks (few launches), then put in sample
-    order."""
+def write_values(z, y, rows, samples, targets) -> None:
+    """Values computed in row order with torch (any device), in blocks (few launches), and put in sample
+    order: the ``rows`` (None: all, in order) go to ``samples`` (None: every sample, in order). ``next_epoch()``
+    uses it off the CPU; ``update()`` without deferring, for one batch (its rows to its sample ids)."""
     M = z.shape[0]
     margins, full = targets[1] is not None, targets[3] is not None
     step = 1 << 20
@@ -273,7 +274,8 @@ def _fill_torch(z, y, rows, samples, targets) -> None:
     for buf, v in zip(targets, values + [y]):
         if buf is None or v is None:
             continue
-        v = v.index_select(0, rows)
+        if rows is not None:
+            v = v.index_select(0, rows)
         if samples is None:
             buf.copy_(v)
         else:

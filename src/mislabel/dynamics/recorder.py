@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batch_values import batch_values
-from .deferred import PendingEpoch, flush_epoch
+from .deferred import PendingEpoch, flush_epoch, write_values
 from .interpolate import interpolate_missing, interpolated_full
 from .npy_appender import _NpyAppender
 from .recorder_checks import (as_batch_tensor, check_batch_shapes, check_batch_values, check_labels_match,
@@ -238,36 +237,29 @@ class DynamicsRecorder:
             self._max_batch = B
         self._touched = True
 
+    def _targets(self) -> tuple:
+        """The current epoch's buffers (probabilities, margins, runner-up classes, full probabilities, labels;
+        None where not kept), grown first if the epochs fill them."""
+        if self._epochs >= self._capacity:
+            self._grow()
+        t = self._epochs
+        return (self._buf[t], None if self._mbuf is None else self._mbuf[t],
+                None if self._rbuf is None else self._rbuf[t], self._fbuf, self._labels)
+
     @torch.no_grad()
     def _record_now(self, logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor) -> None:
         """Not deferred: write one batch's values into the current epoch."""
         if logits.shape[-1] != self._C:
             raise ValueError(classes_changed(logits.shape[-1], self._C))
         dev = self._buf.device
-        logits, labels = logits.detach().to(dev, torch.float32), labels.to(dev, torch.int64)
-        sample_ids = sample_ids.to(dev, torch.int64)
-        if self._epochs >= self._capacity:
-            self._grow()
-        t = self._epochs
-        given, margin, runner, full = batch_values(logits.t().contiguous(), labels,
-                                                   margins=self._mbuf is not None, full=self._fbuf is not None)
-        self._buf[t].index_copy_(0, sample_ids, given)
-        if margin is not None:
-            self._mbuf[t].index_copy_(0, sample_ids, margin)
-            self._rbuf[t].index_copy_(0, sample_ids, runner)
-        if full is not None:
-            self._fbuf.index_copy_(0, sample_ids, full)
-        self._labels.index_copy_(0, sample_ids, labels)
+        write_values(logits.detach().to(dev, torch.float32), labels.to(dev, torch.int64), None,
+                     sample_ids.to(dev, torch.int64), self._targets())
 
     def _flush_deferred(self, stacklevel: int) -> tuple[int, int]:
         """Deferred mode: validate the epoch's batches and turn them into recorded values (unseen samples stay
         NaN); returns the epoch's rows and distinct samples. The batches are consumed, even if this fails."""
         pending, self._pending = self._pending, PendingEpoch()
-        if self._epochs >= self._capacity:
-            self._grow()
-        t = self._epochs
-        targets = (self._buf[t], None if self._mbuf is None else self._mbuf[t],
-                   None if self._rbuf is None else self._rbuf[t], self._fbuf, self._labels)
+        targets = self._targets()
         with torch.no_grad():            # (a context, not a decorator: no extra frame for warnings' stacklevel)
             self._zbuf, rows, seen = flush_epoch(pending, targets, self.num_samples, self._C, self.check,
                                                  self._warned, self._zbuf, stacklevel + 1)

@@ -32,8 +32,8 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_cache_dir(tmp_path_factory) -> Path:
-    """One capture/detector cache per test session, shared by every smoke run and the smoke book build,
-    never the repository's ``.cache``."""
+    """One capture/detector cache per test session, shared by every smoke chapter run (the smoke book build
+    has its own, empty at its start), never the repository's ``.cache``."""
     path = tmp_path_factory.getbasetemp() / "mislabel-smoke-cache"
     path.mkdir(exist_ok=True)
     return path

@@ -8,9 +8,7 @@ go to the benchmark's own cache and chapter outputs to ``$MISLABEL_OUT``, both i
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,11 +25,6 @@ def _toc_files() -> list[str]:
     for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
         files += [c["file"] for c in part.get("chapters", [])]
     return files
-
-
-def _jupyter_book() -> str:
-    exe = Path(sys.executable).parent / "jupyter-book"
-    return str(exe) if exe.is_file() else (shutil.which("jupyter-book") or "jupyter-book")
 
 
 def test_toc_lists_chapters_in_paper_order():

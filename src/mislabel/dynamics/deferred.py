@@ -270,7 +270,8 @@ def write_values(z, y, rows, samples, targets) -> None:
     step = 1 << 20
     parts = [batch_values(z[a:a + step].t().contiguous(), y[a:a + step], margins=margins, full=full)
              for a in range(0, M, step)]
-    values = [torch.cat(v) if v[0] is not None else None for v in zip(*parts)]   # given, margin, runner, full
+    # given, margin, runner, full (one block, as for a batch: no copy)
+    values = list(parts[0]) if len(parts) == 1 else [torch.cat(v) if v[0] is not None else None for v in zip(*parts)]
     for buf, v in zip(targets, values + [y]):
         if buf is None or v is None:
             continue

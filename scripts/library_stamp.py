@@ -1,4 +1,4 @@
-"""Clear Jupyter Book's execution cache when the library changed.
+"""Clear what a book build keeps between runs when the library or the book's untracked files changed.
 
 Jupyter Book (``execute_notebooks: cache``) re-executes a notebook only when
 its code cells change. The chapters' results also depend on ``src/mislabel``:
@@ -8,6 +8,12 @@ build, removes the execution cache and Sphinx's saved environment (which
 would otherwise skip reading chapters whose files did not change), so that
 every chapter runs again with the new library. (Classifier and detector runs stay cached in ``.cache/mislabel``
 under keys that hold the same digest, so they are recomputed too.)
+
+Sphinx does not track the book's static files and local extensions
+(``book/_static``, ``book/_ext``) either: after a change there it finds no page
+out of date and leaves the old CSS in the HTML. The script hashes those folders
+too and, when they changed, removes only Sphinx's saved environment, so that
+every page is written again from the execution cache (seconds, no chapter runs).
 
     python scripts/library_stamp.py _build            # before `jupyter-book build .`
     python scripts/library_stamp.py _build/smoke/_build
@@ -23,6 +29,9 @@ from pathlib import Path
 from mislabel.cache import package_digest
 
 STAMP = ".library_stamp"
+THEME_STAMP = ".theme_stamp"
+#: folders of the book that Sphinx does not track, relative to the repository root
+THEME = ("book/_static", "book/_ext")
 #: what a build keeps between runs: executed notebooks, Sphinx's parsed documents, their outputs
 CLEARED = (".jupyter_cache", ".doctrees", "jupyter_execute")
 
@@ -56,10 +65,39 @@ def refresh(build_dir, package) -> bool:
     if old == new:
         return False
     clear(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
+    _write_stamp(stamp, new)
+    return True
+
+
+def _write_stamp(stamp: Path, value: str) -> None:
+    stamp.parent.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(new + "\n")
+    tmp.write_text(value + "\n")
     os.replace(tmp, stamp)
+
+
+def theme_hash(folders) -> str:
+    """One line per folder: its path and :func:`mislabel.cache.package_digest` ("missing" if absent)."""
+    return "\n".join(f"{f} {package_digest(f) if Path(f).is_dir() else 'missing'}" for f in map(Path, folders))
+
+
+def refresh_theme(build_dir, folders=THEME) -> bool:
+    """Remove Sphinx's saved environment (``.doctrees``) if a file under ``folders`` changed since the
+    recorded stamp, so that the next build writes every page (and copies the static files) again; the
+    execution cache is kept.
+
+    Returns
+    -------
+    bool
+        True when the environment was removed (or there was no stamp yet).
+    """
+    build_dir = Path(build_dir)
+    new = theme_hash(folders)
+    stamp = build_dir / THEME_STAMP
+    if stamp.is_file() and stamp.read_text().strip() == new:
+        return False
+    shutil.rmtree(build_dir / ".doctrees", ignore_errors=True)
+    _write_stamp(stamp, new)
     return True
 
 
@@ -67,9 +105,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build_dir", help="the folder that holds .jupyter_cache (e.g. _build)")
     ap.add_argument("--package", default="src/mislabel", help="the library's folder (default src/mislabel)")
+    ap.add_argument("--theme", action="append", default=None, metavar="FOLDER",
+                    help=f"a folder Sphinx does not track (repeatable; default {' and '.join(THEME)})")
     a = ap.parse_args(argv)
     if refresh(a.build_dir, a.package):
         print(f"library changed since the last build: every chapter of {a.build_dir} will be re-executed")
+    if refresh_theme(a.build_dir, a.theme or THEME):
+        print(f"static files or extensions changed: every page of {a.build_dir} will be written again")
     return 0
 
 

@@ -114,3 +114,42 @@ def test_library_change_clears_the_execution_cache(tmp_path):
     assert not (build / ".jupyter_cache").exists()
     with pytest.raises(FileNotFoundError, match="repository root"):
         library_stamp.refresh(build, tmp_path / "missing")
+
+
+def test_static_file_change_makes_the_build_write_every_page(tmp_path, capsys):
+    # Sphinx tracks neither book/_static nor book/_ext: a changed CSS file alone leaves every page "up to
+    # date" and the old CSS in the HTML. The stamp then removes Sphinx's environment only (no re-execution).
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import library_stamp
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    static, ext, build = tmp_path / "_static", tmp_path / "_ext", tmp_path / "_build"
+    static.mkdir()
+    (static / "a.css").write_text("p {}\n")
+    folders = (static, ext)                              # _ext absent: hashed as missing
+    for name in (".jupyter_cache", ".doctrees", "jupyter_execute"):
+        (build / name).mkdir(parents=True)
+    assert library_stamp.refresh_theme(build, folders)   # no stamp yet
+    assert not (build / ".doctrees").exists() and (build / ".theme_stamp").is_file()
+    (build / ".doctrees").mkdir()
+    assert not library_stamp.refresh_theme(build, folders)
+    assert (build / ".doctrees").is_dir()
+    (static / "a.css").write_text("p { color: red; }\n")
+    assert library_stamp.refresh_theme(build, folders)
+    assert not (build / ".doctrees").exists()
+    assert (build / ".jupyter_cache").is_dir() and (build / "jupyter_execute").is_dir()   # nothing re-executes
+    (build / ".doctrees").mkdir()
+    ext.mkdir()                                          # a new extension folder counts as a change
+    (ext / "x.py").write_text("")
+    assert library_stamp.refresh_theme(build, folders)
+    # the command line checks both (the library from a package folder, the theme from --theme folders)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("")
+    (static / "b.css").write_text("")
+    assert library_stamp.main([str(build), "--package", str(pkg), "--theme", str(static), "--theme", str(ext)]) == 0
+    out = capsys.readouterr().out
+    assert "re-executed" in out and "written again" in out
+    assert library_stamp.main([str(build), "--package", str(pkg), "--theme", str(static), "--theme", str(ext)]) == 0
+    assert capsys.readouterr().out == ""

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import jupytext
@@ -78,6 +81,32 @@ def test_chapter_ends_with_exercises_that_name_its_parameters(path):
     named = set(re.findall(r"-p (\w+) ", section))
     known = set(cli.chapter_parameters(path))
     assert named and named <= known, (path.name, named - known)
+
+
+def test_model_card_exercises_run_as_printed(capsys):
+    # the model card has no parameters of its own; its exercises name a script's options and library calls,
+    # and its Python snippet runs as printed (a DNA run of 30 epochs, seconds)
+    section = (NOTEBOOK_DIR / "06_model_card.md").read_text().split("## Try this", 1)[1].split("```{code-cell}", 1)[0]
+    items = re.split(r"^\d\. ", section, flags=re.M)[1:]
+    assert len(items) == 3
+    command = re.search(r"`python scripts/train_pretrained\.py([^`]*)`", items[0]).group(1).split()
+    usage = subprocess.run([sys.executable, str(REPO / "scripts" / "train_pretrained.py"), "--help"],
+                           capture_output=True, text=True, check=True).stdout
+    options = [w for w in command if w.startswith("--")]
+    assert options == ["--verify", "--datasets", "--report"] and all(o in usage for o in options), options
+    (code,) = re.findall(r"^ *```python\n(.*?)^ *```$", items[1], re.M | re.S)
+    space = {}
+    exec(compile(textwrap.dedent(code), "06_model_card.md, Try this", "exec"), space)
+    printed = [line.split(" mAP ") for line in capsys.readouterr().out.splitlines()]
+    members = space["det"].config["members"]
+    assert [name.strip() for name, _ in printed] == ["ensemble", "AUM", *[f"member {i}" for i in range(members)]]
+    assert all(0.0 <= float(m) <= 1.0 for _, m in printed)
+    calls = re.findall(r"`([a-z_.]+\(\w*\))`", items[2])          # the third exercise's calls, on the snippet's run
+    assert calls == ["dyn.first_epochs(k)", "det.scored_epochs(dyn)"], calls
+    for k in (5, 10, 20):
+        scores = space["det"].score(eval(calls[0], {**space, "k": k}))
+        assert scores.shape == (len(space["flipped"]),)
+    assert 2 <= eval(calls[1], space) <= 30
 
 
 def test_intro_lists_every_chapter_parameter():

@@ -89,12 +89,18 @@ def test_book_builds_strictly_with_smoke_profile(tmp_path):
     assert (out / "_build" / ".jupyter_cache").is_dir()
 
 
-def test_library_change_clears_the_execution_cache(tmp_path):
+@pytest.fixture
+def library_stamp():
+    """``scripts/library_stamp.py``, imported as a module."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import library_stamp
     finally:
         sys.path.remove(str(REPO / "scripts"))
+    return library_stamp
+
+
+def test_library_change_clears_the_execution_cache(tmp_path, library_stamp):
     pkg, build = tmp_path / "pkg", tmp_path / "_build"
     (pkg / "weights").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")
@@ -116,14 +122,9 @@ def test_library_change_clears_the_execution_cache(tmp_path):
         library_stamp.refresh(build, tmp_path / "missing")
 
 
-def test_static_file_change_makes_the_build_write_every_page(tmp_path, capsys):
+def test_static_file_change_makes_the_build_write_every_page(tmp_path, capsys, library_stamp):
     # Sphinx tracks neither book/_static nor book/_ext: a changed CSS file alone leaves every page "up to
     # date" and the old CSS in the HTML. The stamp then removes Sphinx's environment only (no re-execution).
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import library_stamp
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
     static, ext, build = tmp_path / "_static", tmp_path / "_ext", tmp_path / "_build"
     static.mkdir()
     (static / "a.css").write_text("p {}\n")

@@ -42,9 +42,10 @@ def library_hash(package: Path) -> str:
     return package_digest(package)
 
 
-def clear(build_dir) -> None:
-    """Remove what a build keeps between runs (:data:`CLEARED`), so the next build executes every chapter."""
-    for name in CLEARED:
+def clear(build_dir, names=CLEARED) -> None:
+    """Remove what a build keeps between runs (by default :data:`CLEARED`, so that the next build executes
+    every chapter)."""
+    for name in names:
         shutil.rmtree(Path(build_dir) / name, ignore_errors=True)
 
 
@@ -59,21 +60,20 @@ def refresh(build_dir, package) -> bool:
     package, build_dir = Path(package), Path(build_dir)
     if not package.is_dir():
         raise FileNotFoundError(f"package folder {package} not found; run from the repository root")
-    new = library_hash(package)
-    stamp = build_dir / STAMP
-    old = stamp.read_text().strip() if stamp.is_file() else None
-    if old == new:
+    return _renew(build_dir / STAMP, library_hash(package), CLEARED)
+
+
+def _renew(stamp: Path, value: str, names) -> bool:
+    """If ``stamp`` does not hold ``value``: remove the folders ``names`` beside it, then record ``value``
+    (atomically, after the removal). Returns whether it did."""
+    if stamp.is_file() and stamp.read_text().strip() == value:
         return False
-    clear(build_dir)
-    _write_stamp(stamp, new)
-    return True
-
-
-def _write_stamp(stamp: Path, value: str) -> None:
+    clear(stamp.parent, names)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_name(stamp.name + ".tmp")
     tmp.write_text(value + "\n")
     os.replace(tmp, stamp)
+    return True
 
 
 def theme_hash(folders) -> str:
@@ -91,14 +91,7 @@ def refresh_theme(build_dir, folders=THEME) -> bool:
     bool
         True when the environment was removed (or there was no stamp yet).
     """
-    build_dir = Path(build_dir)
-    new = theme_hash(folders)
-    stamp = build_dir / THEME_STAMP
-    if stamp.is_file() and stamp.read_text().strip() == new:
-        return False
-    shutil.rmtree(build_dir / ".doctrees", ignore_errors=True)
-    _write_stamp(stamp, new)
-    return True
+    return _renew(Path(build_dir) / THEME_STAMP, theme_hash(folders), (".doctrees",))
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from page_width import COLUMN, shown_code, shown_output
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -46,45 +48,12 @@ def test_config_is_strict_and_offline():
     assert not cfg["launch_buttons"].get("binderhub_url") and not cfg["launch_buttons"].get("colab_url")
 
 
-# Characters of code a block shows without a horizontal scroll bar, at the book's column width in a
-# 1280-pixel-wide window (77 to 78 measured in a headless Chromium screenshot, 2026-12-07; one spare).
-COLUMN = 76
-_FENCE = re.compile(r"^(\s*)(`{3,})(.*)$")
-
-
-def _code_shown(text: str):
-    """(line number, line) of every line of code that the rendered page shows: code cells (those whose input
-    is not removed; of the parameters cell, each ``name = value`` without its comment, which the book's CSS
-    wraps) and fenced code (```python, ```bash, ...). Lines of a MyST directive's own fence are not code."""
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        m = _FENCE.match(lines[i])
-        if not m or not m.group(3).strip() or (m.group(3).startswith("{") and "code-cell" not in m.group(3)):
-            i += 1
-            continue
-        indent, ticks, end = len(m.group(1)), m.group(2), i + 1
-        while not re.match(rf"^\s*{ticks}\s*$", lines[end]):
-            end += 1
-        body = list(enumerate(lines[i + 1:end], start=i + 2))
-        tags = set()
-        if "code-cell" in m.group(3):                  # its options (":tags: [...]"), then a blank line
-            while body and body[0][1].startswith(":"):
-                found = re.match(r"^:tags: \[(.*)\]$", body.pop(0)[1])
-                tags |= {t.strip() for t in found.group(1).split(",")} if found else set()
-        if not tags & {"remove-input", "remove-cell"}:
-            for number, line in body:
-                code = re.sub(r"\s+#.*$", "", line) if "parameters" in tags else line
-                yield number, code[indent:] if code[:indent].isspace() else code
-        i = end + 1
-
-
 @pytest.mark.parametrize("page", _toc_files())
 def test_code_fits_the_column(page):
     """A reader sees every line of code whole: no line of shown code runs past the column (which would hide
     its end behind a scroll bar, as comments at the end of long lines were)."""
     path = REPO / f"{page}.md"
-    wide = [f"{path.name}:{n}: {len(line)} characters" for n, line in _code_shown(path.read_text())
+    wide = [f"{path.name}:{n}: {len(line)} characters" for n, line in shown_code(path.read_text())
             if len(line) > COLUMN]
     assert not wide, f"shown code wider than {COLUMN} characters:\n" + "\n".join(wide)
 
@@ -95,7 +64,20 @@ def test_shown_code_is_found():
             "```{code-cell} ipython3\n:tags: [remove-input]\n\n" + "h" * 90 + "\n```\n\n"
             "```{code-cell} ipython3\n:tags: [hide-input]\n\nshown\n```\n\n```{bibliography}\n```\n\n"
             "1. a step:\n\n   ```bash\n   make book\n   ```\n")
-    assert list(_code_shown(text)) == [(4, ""), (5, "x = 1"), (16, ""), (17, "shown"), (26, "make book")]
+    assert list(shown_code(text)) == [(4, ""), (5, "x = 1"), (16, ""), (17, "shown"), (26, "make book")]
+
+
+def test_shown_output_is_found():
+    # printed text and plain values are checked; stderr, rich outputs and removed outputs are not
+    def cell(outputs, tags=()):
+        return {"cell_type": "code", "metadata": {"tags": list(tags)}, "outputs": outputs}
+    cells = [cell([{"output_type": "stream", "name": "stdout", "text": ["a\n", "bb\n"]},
+                   {"output_type": "stream", "name": "stderr", "text": "warn\n"}]),
+             {"cell_type": "markdown", "source": "x"},
+             cell([{"output_type": "execute_result", "data": {"text/plain": "value"}},
+                   {"output_type": "execute_result", "data": {"text/plain": "df", "text/html": "<table>"}}]),
+             cell([{"output_type": "stream", "name": "stdout", "text": "hidden"}], tags=["remove-output"])]
+    assert list(shown_output(cells)) == [(0, "a"), (0, "bb"), (2, "value")]
 
 
 def test_book_builds_strictly_with_smoke_profile(tmp_path):

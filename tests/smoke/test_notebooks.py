@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from mislabel.book import cli, profiles
+from page_width import COLUMN, shown_output
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -215,7 +216,8 @@ def _execute(path: Path, tmp_path: Path, **parameters) -> tuple[dict, list[str]]
     """Run one chapter as ``mislabel-book run`` does (smoke profile plus ``parameters``).
 
     Returns its ``metrics.json`` and the Markdown its cells displayed, after checking
-    that no cell raised or wrote to stderr and that no temporary file was left behind.
+    that no cell raised or wrote to stderr, that no printed line is wider than the
+    book's column and that no temporary file was left behind.
     """
     out_dir = tmp_path / "out"
     executed = cli.run_chapter(path, out_dir, {"profile": "smoke", **parameters})
@@ -226,7 +228,10 @@ def _execute(path: Path, tmp_path: Path, **parameters) -> tuple[dict, list[str]]
     assert metrics.get("profile", "smoke") == "smoke"
     # papermill saved the executed notebook; no cell may have produced an error or stderr text
     shown = []
-    for cell in nbformat.read(executed, as_version=4).cells:
+    cells = nbformat.read(executed, as_version=4).cells
+    wide = [f"cell {k}: {line!r}" for k, line in shown_output(cells) if len(line) > COLUMN]
+    assert not wide, f"printed lines wider than the book's column ({COLUMN} characters):\n" + "\n".join(wide)
+    for cell in cells:
         for output in cell.get("outputs", []):
             assert output.get("output_type") != "error"
             assert not (output.get("output_type") == "stream" and output.get("name") == "stderr"), output.get("text")

@@ -1,24 +1,29 @@
 """What a reader of the book sees whole: lines of code and of printed output no wider than the column.
 
-``COLUMN`` is the number of characters a code or output block shows without a horizontal scroll bar, at
-the book's column width in a 1280-pixel-wide window (77 to 78 measured in a headless Chromium screenshot,
-2026-12-07; one spare). Used by the page checks (``tests/smoke/test_book.py``) and by the chapters'
-smoke runs (``tests/smoke/test_notebooks.py``), which check the output of every executed chapter.
+``COLUMN`` is the number of characters a code or output block shows without a horizontal scroll bar at
+a 1280-pixel-wide window: measured in headless Chromium (2026-12-07), a code box is 672 pixels wide,
+640 inside its padding, and a character of its font 8.43 pixels, so 75 fit and a 76th overflows by a
+pixel, which is enough for a scroll bar. The code of a cell tagged ``hide-input`` shows in a toggle 18
+pixels narrower (622 inside the padding): ``TOGGLED_COLUMN``. Used by the page checks
+(``tests/smoke/test_book.py``) and by the chapters' smoke runs (``tests/smoke/test_notebooks.py``),
+which check the output of every executed chapter.
 """
 from __future__ import annotations
 
 import re
 
-COLUMN = 76
+COLUMN = 75
+TOGGLED_COLUMN = 73
 _FENCE = re.compile(r"^(\s*)(`{3,})(.*)$")
 _HIDDEN_OUTPUT = {"remove-output", "remove-cell"}
 _RICH = ("text/html", "text/markdown", "image/png", "image/svg+xml", "text/latex")
 
 
 def shown_code(text: str):
-    """(line number, line) of every line of code that the rendered page shows: code cells (those whose input
-    is not removed; of the parameters cell, each ``name = value`` without its comment, which the book's CSS
-    wraps) and fenced code (```python, ```bash, ...). Lines of a MyST directive's own fence are not code."""
+    """(line number, line, column) of every line of code that the rendered page shows, with the characters
+    its block shows: code cells (those whose input is not removed; of the parameters cell, each
+    ``name = value`` without its comment, which the book's CSS wraps) and fenced code (```python, ```bash,
+    ...). Lines of a MyST directive's own fence are not code."""
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -36,9 +41,10 @@ def shown_code(text: str):
                 found = re.match(r"^:tags: \[(.*)\]$", body.pop(0)[1])
                 tags |= {t.strip() for t in found.group(1).split(",")} if found else set()
         if not tags & {"remove-input", "remove-cell"}:
+            column = TOGGLED_COLUMN if "hide-input" in tags else COLUMN
             for number, line in body:
                 code = re.sub(r"\s+#.*$", "", line) if "parameters" in tags else line
-                yield number, code[indent:] if code[:indent].isspace() else code
+                yield number, code[indent:] if code[:indent].isspace() else code, column
         i = end + 1
 
 

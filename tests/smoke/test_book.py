@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from page_width import COLUMN, shown_code, shown_output
+from page_width import COLUMN, TOGGLED_COLUMN, shown_code, shown_output
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,9 +53,9 @@ def test_code_fits_the_column(page):
     """A reader sees every line of code whole: no line of shown code runs past the column (which would hide
     its end behind a scroll bar, as comments at the end of long lines were)."""
     path = REPO / f"{page}.md"
-    wide = [f"{path.name}:{n}: {len(line)} characters" for n, line in shown_code(path.read_text())
-            if len(line) > COLUMN]
-    assert not wide, f"shown code wider than {COLUMN} characters:\n" + "\n".join(wide)
+    wide = [f"{path.name}:{n}: {len(line)} characters, the block shows {column}"
+            for n, line, column in shown_code(path.read_text()) if len(line) > column]
+    assert not wide, "shown code wider than its block:\n" + "\n".join(wide)
 
 
 def test_shown_code_is_found():
@@ -64,7 +64,8 @@ def test_shown_code_is_found():
             "```{code-cell} ipython3\n:tags: [remove-input]\n\n" + "h" * 90 + "\n```\n\n"
             "```{code-cell} ipython3\n:tags: [hide-input]\n\nshown\n```\n\n```{bibliography}\n```\n\n"
             "1. a step:\n\n   ```bash\n   make book\n   ```\n")
-    assert list(shown_code(text)) == [(4, ""), (5, "x = 1"), (16, ""), (17, "shown"), (26, "make book")]
+    assert list(shown_code(text)) == [(4, "", COLUMN), (5, "x = 1", COLUMN), (16, "", TOGGLED_COLUMN),
+                                      (17, "shown", TOGGLED_COLUMN), (26, "make book", COLUMN)]
 
 
 def test_shown_output_is_found():

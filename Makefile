@@ -5,6 +5,7 @@
 #   make test TIER=unit   one tier: unit, smoke (chapters through papermill, smoke book build) or slow
 #   make smoke-book  same with MISLABEL_PROFILE=smoke (tiny runs), built into
 #                    _build/smoke/ so its cached outputs never mix with the full book
+#   make check-pages list what runs past its box on the built book's pages (headless Chromium)
 #   make chapter CH=01 ARGS="-p noise_rate 0.6"
 #                    run one chapter with other parameters into runs/<chapter>/ (ARGS may add --name NAME)
 #   make benchmark   run every benchmark in benchmarks/ (results in benchmarks/results/)
@@ -25,7 +26,7 @@ VPY := $(VENV)/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup data test book smoke-book chapter clean benchmark
+.PHONY: setup data test book check-pages smoke-book chapter clean benchmark
 
 setup: $(STAMP) data
 
@@ -56,6 +57,10 @@ book: setup
 	$(VPY) scripts/library_stamp.py _build
 	$(VENV)/bin/jupyter-book build . $(JB_ARGS)
 	@echo "Book: $(abspath _build/html/index.html)"
+
+# Code, output or tables wider than their box at a 1280-px window (a reader sees a scroll bar); after `make book`.
+check-pages:
+	$(VPY) scripts/page_overflow.py _build/html
 
 smoke-book: setup
 	$(VPY) scripts/library_stamp.py _build/smoke/_build

@@ -7,6 +7,7 @@ go to the benchmark's own cache and chapter outputs to ``$MISLABEL_OUT``, both i
 """
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -124,15 +125,26 @@ def test_book_builds_strictly_with_smoke_profile(tmp_path):
     assert (out / "_build" / ".jupyter_cache").is_dir()
 
 
-@pytest.fixture
-def library_stamp():
-    """``scripts/library_stamp.py``, imported as a module."""
+def _script(name: str):
+    """``scripts/<name>.py``, imported as a module."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
-        import library_stamp
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    return library_stamp
+
+
+@pytest.fixture
+def library_stamp():
+    return _script("library_stamp")
+
+
+@pytest.fixture
+def page_overflow():
+    module = _script("page_overflow")
+    if module.browser() is None:
+        pytest.skip("no headless browser (apt-get install chromium)")
+    return module
 
 
 def test_library_change_clears_the_execution_cache(tmp_path, library_stamp):
@@ -189,3 +201,25 @@ def test_static_file_change_makes_the_build_write_every_page(tmp_path, capsys, l
     assert "re-executed" in out and "written again" in out
     assert library_stamp.main([str(build), "--package", str(pkg), "--theme", str(static), "--theme", str(ext)]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_page_overflow_lists_what_runs_past_its_box(tmp_path, page_overflow, capsys):
+    # a code line and a table wider than their boxes, one of them behind a closed toggle, beside a line that fits
+    wide = "<pre style='width:300px; overflow-x:auto'>" + "wide " * 40 + "</pre>"
+    table = "<table><tr>" + "<td>column_of_a_wide_table</td>" * 12 + "</tr></table>"
+    (tmp_path / "page.html").write_text(
+        "<html><body><div class='cell'>" + wide + "<pre style='width:300px'>fits</pre></div>"
+        "<details><summary>Show output</summary><div class='cell_output' style='width:300px; overflow-x:auto'>"
+        + table + "</div></details></body></html>")
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=page.html" />')
+    found = page_overflow.overflows(tmp_path / "page.html", page_overflow.browser())
+    assert len(found) == 2, found
+    assert found[0].startswith("pre: ") and "wide wide" in found[0] and "300-px box" in found[0]
+    assert found[1].startswith("div: ") and "column_of_a_wide_table" in found[1]
+    assert page_overflow.pages([tmp_path]) == [tmp_path / "page.html"]      # the redirect page is left out
+    assert page_overflow.main([str(tmp_path)]) == 1
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    (tmp_path / "page.html").write_text("<html><body><div class='cell'><pre>fits</pre></div></body></html>")
+    assert page_overflow.main([str(tmp_path)]) == 0
+    assert page_overflow.main([str(tmp_path / "missing.html")]) == 2
+    assert "make book" in capsys.readouterr().err
